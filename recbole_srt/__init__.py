@@ -1,0 +1,16 @@
+"""SRT (Scalable Recommendation Transformer) for RecBole.
+
+Importing the package makes 'SRT' resolvable by RecBole's own `get_model` as well as by ours.
+"""
+
+from recbole_srt.utils import register_models
+
+register_models()
+
+from recbole_srt.config import Config  # noqa: E402
+from recbole_srt.model.srt import SRT  # noqa: E402
+from recbole_srt.quick_start import load_data_and_model, run_recbole  # noqa: E402
+from recbole_srt.trainer import SRTTrainer  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["SRT", "Config", "SRTTrainer", "run_recbole", "load_data_and_model"]

@@ -1,0 +1,55 @@
+"""RecBole's Config, taught to resolve plugin models and to read the plugin's property files."""
+
+from importlib import resources
+
+from recbole.config import Config as RecBoleConfig
+from recbole.utils import ModelType
+
+from recbole_srt.utils import get_model
+
+# Keys RecBole reads without declaring them in any yaml (distributed runs, quick-start internals).
+_RUNTIME_KEYS = {"model", "dataset", "config_files", "nproc", "world_size", "ip", "port", "offset", "local_rank"}
+
+
+def properties_dir():
+    """The plugin's yaml files (the top-level `properties/` folder, installed as `recbole_srt.properties`)."""
+    return resources.files("recbole_srt.properties")
+
+
+class Config(RecBoleConfig):
+    """Priority, lowest first: RecBole's defaults, plugin model yaml, plugin model-on-dataset yaml, config files,
+    config dict, command line (the same order RecBole uses for its own model yaml)."""
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None:
+            model = self.external_config_dict.get("model")
+        if isinstance(model, str):
+            model = get_model(model)
+        return super()._get_model_and_dataset(model, dataset)
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        for path in (f"model/{model}.yaml", f"model_on_dataset/{model}_{dataset}.yaml"):
+            entry = properties_dir().joinpath(path)
+            if entry.is_file():
+                with resources.as_file(entry) as file:
+                    self._update_internal_config_dict(file)
+
+    def _get_final_config_dict(self):
+        final = super()._get_final_config_dict()
+        # Stock RecBole refuses its own defaults for CE-trained sequential models (SASRec, BERT4Rec): overall.yaml
+        # asks for one uniform negative, then _set_default_parameters rejects it. Drop it unless the user asked.
+        if (
+            final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
+            and final.get("loss_type") == "CE"
+            and "train_neg_sample_args" not in self.external_config_dict
+        ):
+            final["train_neg_sample_args"] = None
+        return final
+
+    def unknown_keys(self, keys):
+        """Keys that no default yaml of this model/dataset declares: almost always a typo."""
+        known = set(self.internal_config_dict) | _RUNTIME_KEYS
+        for names in self.parameters.values():
+            known.update(names)
+        return sorted(k for k in keys if k not in known)

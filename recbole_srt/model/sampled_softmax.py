@@ -1,0 +1,26 @@
+"""Sampled softmax with logQ correction and accidental-hit masking (SRT paper, eq. 2)."""
+
+import torch
+import torch.nn.functional as F
+
+
+def sampled_softmax_loss(seq_output, pos_emb, neg_emb, pos_ids, neg_ids, log_q=None, temperature=1.0):
+    """Mean over the batch of -log softmax(positive | positive + negatives).
+
+    seq_output, pos_emb: [B, H]; neg_emb: [N, H] (one set shared by the batch) or [B, N, H] (per sequence);
+    pos_ids [B], neg_ids [N] or [B, N]; log_q: log sampling probability per item id, subtracted from every logit,
+    the positive's included. A negative that is the positive itself is masked out.
+    """
+    pos_logits = (seq_output * pos_emb).sum(-1, keepdim=True) / temperature
+    if neg_emb.dim() == 2:
+        neg_logits = seq_output @ neg_emb.T / temperature
+        neg_ids = neg_ids.unsqueeze(0).expand(len(pos_ids), -1)
+    else:
+        neg_logits = torch.bmm(neg_emb, seq_output.unsqueeze(-1)).squeeze(-1) / temperature
+    if log_q is not None:
+        pos_logits = pos_logits - log_q[pos_ids].unsqueeze(-1)
+        neg_logits = neg_logits - log_q[neg_ids]
+    neg_logits = neg_logits.masked_fill(neg_ids == pos_ids.unsqueeze(-1), float("-inf"))
+    logits = torch.cat([pos_logits, neg_logits], dim=1)
+    target = torch.zeros(len(pos_ids), dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, target)

@@ -1,0 +1,175 @@
+"""Scalable Recommendation Transformer (Zivic, Vazquez, Sánchez, SIGIR'24).
+
+SASRec whose items are encoded from their text instead of looked up in an ID table, trained with a sampled softmax
+against popularity-drawn negatives with logQ correction.
+"""
+
+from logging import getLogger
+
+import torch
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.model.layers import TransformerEncoder
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_srt.data.item_text import item_texts, token_table
+from recbole_srt.data.tokenizer import load_tokenizer
+from recbole_srt.model.item_text_encoder import ItemTextEncoder
+from recbole_srt.model.negative_sampler import NegativeSampler, sampling_probabilities
+from recbole_srt.model.sampled_softmax import sampled_softmax_loss
+
+POSITION_ENCODINGS = ("absolute", "reverse")
+
+
+class SRT(SequentialRecommender):
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        logger = getLogger()
+        self.hidden_size = config["hidden_size"]
+        self.position_encoding = config["position_encoding"]
+        if self.position_encoding not in POSITION_ENCODINGS:
+            raise ValueError(f"position_encoding must be one of {POSITION_ENCODINGS}, got '{self.position_encoding}'")
+        self.temperature = config["temperature"]
+        self.train_neg_count = config["train_neg_count"]
+        if not isinstance(self.train_neg_count, int) or self.train_neg_count < 1:
+            raise ValueError(f"train_neg_count must be a positive integer, got {self.train_neg_count!r}")
+        self.shared_negatives = config["shared_negatives"]
+        self.logq_correction = config["logq_correction"]
+        self.item_chunk_size = config["item_chunk_size"]
+
+        text_fields = config["text_fields"]
+        if isinstance(text_fields, str):
+            text_fields = [text_fields]
+        texts = item_texts(dataset, text_fields)
+        corpus = [t for item in texts[1:] for t in item]
+        tokenizer, self.tokenizer_proto = load_tokenizer(config, corpus)
+        tokens, truncated = token_table(tokenizer, texts, config["max_text_tokens"])
+        without_text = int((tokens[1:] == 0).all(dim=-1).all(dim=-1).sum())
+        logger.info(
+            f"SRT item text: fields {text_fields}, {self.n_items - 1} items, {without_text} without any text "
+            f"(they use the learned empty-field vectors), {truncated} field values cut to {config['max_text_tokens']} tokens"
+        )
+        self.register_buffer("item_tokens", tokens, persistent=False)
+        self.other_parameter_name = ["tokenizer_proto"]
+
+        self.item_encoder = ItemTextEncoder(
+            vocab_size=tokenizer.get_piece_size(),
+            n_fields=len(text_fields),
+            token_embedding_size=config["token_embedding_size"] or self.hidden_size,
+            hidden_size=self.hidden_size,
+            pooling=config["text_pooling"],
+        )
+        self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
+        self.trm_encoder = TransformerEncoder(
+            n_layers=config["n_layers"],
+            n_heads=config["n_heads"],
+            hidden_size=self.hidden_size,
+            inner_size=config["inner_size"],
+            hidden_dropout_prob=config["hidden_dropout_prob"],
+            attn_dropout_prob=config["attn_dropout_prob"],
+            hidden_act=config["hidden_act"],
+            layer_norm_eps=config["layer_norm_eps"],
+        )
+        self.LayerNorm = nn.LayerNorm(self.hidden_size, eps=config["layer_norm_eps"])
+        self.dropout = nn.Dropout(config["hidden_dropout_prob"])
+
+        # Training-split popularity: the model is built on train_data's dataset, whose rows' targets are the
+        # training positives only (no valid/test leakage).
+        counts = torch.bincount(dataset.inter_feat[self.ITEM_ID], minlength=self.n_items)
+        self.negative_sampler = NegativeSampler(
+            sampling_probabilities(
+                counts,
+                distribution=config["neg_sampling_distribution"],
+                smoothing=config["popularity_smoothing"],
+                alpha=config["popularity_alpha"],
+            )
+        )
+        self._item_cache = None
+        self.initializer_range = config["initializer_range"]
+        self.apply(self._init_weights)
+        nn.init.normal_(self.item_encoder.empty_field, std=self.initializer_range)
+
+    def _init_weights(self, module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
+            if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+                module.weight.data[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+
+    def train(self, mode=True):
+        self._item_cache = None
+        return super().train(mode)
+
+    def embed_items(self, item_ids):
+        """Representations of `item_ids` (any shape); each distinct item is encoded once."""
+        if self._item_cache is not None:
+            return self._item_cache[item_ids]
+        unique, inverse = torch.unique(item_ids, return_inverse=True)
+        return self.item_encoder(self.item_tokens[unique])[inverse]
+
+    def all_item_embeddings(self):
+        """[n_items, H]; cached while the model is in eval mode (weights cannot change there)."""
+        if self._item_cache is not None:
+            return self._item_cache
+        ids = torch.arange(self.n_items, device=self.item_tokens.device)
+        table = torch.cat([self.item_encoder(self.item_tokens[chunk]) for chunk in ids.split(self.item_chunk_size)])
+        if not self.training:
+            self._item_cache = table
+        return table
+
+    def position_ids(self, item_seq_len, length):
+        steps = torch.arange(length, device=item_seq_len.device).unsqueeze(0)
+        if self.position_encoding == "absolute":
+            return steps.expand(len(item_seq_len), -1)
+        # Counted back from the prediction point: the most recent item always gets position 0.
+        return (item_seq_len.unsqueeze(1) - 1 - steps).clamp(min=0)
+
+    def forward(self, item_seq, item_seq_len):
+        length = item_seq.size(1)
+        valid = torch.arange(length, device=item_seq.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
+        item_emb = self.embed_items(item_seq.masked_fill(~valid, 0))
+        x = item_emb + self.position_embedding(self.position_ids(item_seq_len, length))
+        # Padding slots carry exact zeros and are masked as keys: they contribute nothing.
+        x = self.dropout(self.LayerNorm(x)) * valid.unsqueeze(-1)
+        causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=item_seq.device))
+        allowed = causal.unsqueeze(0) & valid.unsqueeze(1)
+        attention_mask = torch.where(allowed, 0.0, -10000.0).unsqueeze(1)
+        output = self.trm_encoder(x, attention_mask, output_all_encoded_layers=False)[-1]
+        return self.gather_indexes(output, item_seq_len - 1)
+
+    def calculate_loss(self, interaction):
+        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        pos_ids = interaction[self.POS_ITEM_ID]
+        batch = len(pos_ids)
+        shape = (self.train_neg_count,) if self.shared_negatives else (batch, self.train_neg_count)
+        neg_ids = self.negative_sampler(shape)
+        emb = self.embed_items(torch.cat([pos_ids, neg_ids.flatten()]))
+        pos_emb, neg_emb = emb[:batch], emb[batch:].view(*shape, -1)
+        return sampled_softmax_loss(
+            seq_output,
+            pos_emb,
+            neg_emb,
+            pos_ids,
+            neg_ids,
+            log_q=self.negative_sampler.log_q if self.logq_correction else None,
+            temperature=self.temperature,
+        )
+
+    def predict(self, interaction):
+        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return (seq_output * self.embed_items(interaction[self.ITEM_ID])).sum(-1)
+
+    def full_sort_predict(self, interaction):
+        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return seq_output @ self.all_item_embeddings().T
+
+    def sampled_predict(self, interaction, candidates):
+        """Scores [B, C] of candidate item ids [B, C]: one sequence encoding, each distinct candidate encoded once."""
+        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return torch.bmm(self.embed_items(candidates), seq_output.unsqueeze(-1)).squeeze(-1)

@@ -1,0 +1,93 @@
+"""RecBole's quick-start pipeline with plugin model resolution, our trainer and safe checkpoint loading.
+
+It does not import `recbole.quick_start` (which pulls in ray and pkg_resources).
+"""
+
+import os
+import sys
+from logging import getLogger
+
+from recbole.data import create_dataset, data_preparation
+from recbole.data.transform import construct_transform
+from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
+
+from recbole_srt.compat import disable_anomaly_detection, load_checkpoint
+from recbole_srt.config import Config
+from recbole_srt.utils import get_model, get_trainer
+
+
+def check_dataset(config):
+    """Fail early, naming the path, when the dataset's interaction file is missing."""
+    inter_file = os.path.join(config["data_path"], f"{config['dataset']}.inter")
+    if not os.path.isfile(inter_file):
+        raise FileNotFoundError(
+            f"dataset '{config['dataset']}': no interaction file {inter_file} "
+            "(set `data_path` to the folder that holds the dataset's folder of atomic files)"
+        )
+
+
+def build_model(config, train_data):
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model_class = get_model(config["model"])
+    disable_anomaly_detection()
+    return model_class(config, train_data._dataset).to(config["device"])
+
+
+def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, queue=None):
+    """Train, validate (early stopping on `valid_metric`), save the best checkpoint, reload it and test.
+
+    Returns RecBole's result dict: best_valid_score, valid_score_bigger, best_valid_result, test_result.
+    """
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    check_dataset(config)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    model = build_model(config, train_data)
+    logger.info(model)
+    flops = get_flops(model, dataset, config["device"], logger, construct_transform(config))
+    logger.info(set_color("FLOPs", "blue") + f": {flops}")
+
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+    )
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+
+    logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    result = {
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+        "saved_model_file": trainer.saved_model_file if saved else None,
+    }
+    if queue is not None:
+        queue.put(result)
+    return result
+
+
+def load_data_and_model(model_file):
+    """Rebuild config, model (with the checkpoint's weights), dataset and the three dataloaders from a checkpoint.
+
+    Works for SRT and RecBole models saved by our trainer; RecBole's own version cannot resolve plugin models.
+    """
+    checkpoint = load_checkpoint(model_file, "cpu")
+    config = checkpoint["config"]
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    model = build_model(config, train_data)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    return config, model, dataset, train_data, valid_data, test_data

@@ -1,0 +1,48 @@
+"""Model and trainer resolution: plugin first, then RecBole."""
+
+import importlib
+import importlib.util
+import sys
+
+from recbole.utils import ModelType
+from recbole.utils import get_trainer as recbole_get_trainer
+
+_PLUGIN_MODELS = {"SRT": "recbole_srt.model.srt"}
+_SEQUENTIAL_PACKAGE = "recbole.model.sequential_recommender"
+_RECBOLE_SUBMODULES = (
+    "general_recommender",
+    "context_aware_recommender",
+    "sequential_recommender",
+    "knowledge_aware_recommender",
+)
+
+
+def register_models():
+    """Alias our model modules under RecBole's sequential package so stock `recbole.utils.get_model` resolves them."""
+    for name, module_path in _PLUGIN_MODELS.items():
+        sys.modules.setdefault(f"{_SEQUENTIAL_PACKAGE}.{name.lower()}", importlib.import_module(module_path))
+
+
+def get_model(model_name):
+    """Return the model class named `model_name`; a clear ValueError (not RecBole's lightgbm ImportError) otherwise."""
+    if model_name in _PLUGIN_MODELS:
+        return getattr(importlib.import_module(_PLUGIN_MODELS[model_name]), model_name)
+    for sub in _RECBOLE_SUBMODULES:
+        module_path = f"recbole.model.{sub}.{model_name.lower()}"
+        if importlib.util.find_spec(module_path) is not None:
+            module = importlib.import_module(module_path)
+            if hasattr(module, model_name):
+                return getattr(module, model_name)
+    raise ValueError(
+        f"unknown model '{model_name}': not a recbole-srt model ({', '.join(_PLUGIN_MODELS)}) "
+        "nor a RecBole built-in model (names are case-sensitive, e.g. SASRec, BERT4Rec)"
+    )
+
+
+def get_trainer(model_type, model_name):
+    """Every sequential model gets our trainer (one-cycle LR, sampled evaluation, safe checkpoints)."""
+    if model_type == ModelType.SEQUENTIAL:
+        from recbole_srt.trainer import SRTTrainer
+
+        return SRTTrainer
+    return recbole_get_trainer(model_type, model_name)
