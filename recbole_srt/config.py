@@ -1,6 +1,7 @@
 """RecBole's Config, taught to resolve plugin models and to read the plugin's property files."""
 
 from importlib import resources
+from pathlib import Path
 
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
@@ -12,8 +13,11 @@ _RUNTIME_KEYS = {"model", "dataset", "config_files", "nproc", "world_size", "ip"
 
 
 def properties_dir():
-    """The plugin's yaml files (the top-level `properties/` folder, installed as `recbole_srt.properties`)."""
-    return resources.files("recbole_srt.properties")
+    """The plugin's yaml files: the top-level `properties/` folder, installed as `recbole_srt.properties`."""
+    try:
+        return resources.files("recbole_srt.properties")
+    except ModuleNotFoundError:  # imported from a source checkout that was installed elsewhere
+        return Path(__file__).resolve().parent.parent / "properties"
 
 
 class Config(RecBoleConfig):

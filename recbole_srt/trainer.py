@@ -27,6 +27,9 @@ class SRTTrainer(Trainer):
             return
         if self._resumed_scheduler_state is not None:
             self.lr_scheduler.load_state_dict(self._resumed_scheduler_state)
+            # Building the scheduler reset the optimizer's LR to step 0's; put back the resumed step's.
+            for group, lr in zip(self.optimizer.param_groups, self.lr_scheduler.get_last_lr()):
+                group["lr"] = lr
         self.optimizer.register_step_post_hook(lambda *_: self.lr_scheduler.step())
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):

@@ -1,0 +1,84 @@
+import os
+import sys
+
+import pytest
+import recbole
+
+ML100K = os.path.join(os.path.dirname(recbole.__file__), "dataset_example", "ml-100k")
+
+
+def write_atomic(folder, name, inter_rows, item_header, item_rows):
+    """Write `name.inter` (user_id, item_id, timestamp) and `name.item` with the given header into folder/name."""
+    path = os.path.join(folder, name)
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, f"{name}.inter"), "w", encoding="utf-8") as f:
+        f.write("user_id:token\titem_id:token\ttimestamp:float\n")
+        for row in inter_rows:
+            f.write("\t".join(map(str, row)) + "\n")
+    with open(os.path.join(path, f"{name}.item"), "w", encoding="utf-8") as f:
+        f.write("\t".join(item_header) + "\n")
+        for row in item_rows:
+            f.write("\t".join(row) + "\n")
+    return path
+
+
+def ml100k_subset(folder, name, n_users):
+    """The interactions of ml-100k's first `n_users` users (real data), with titles and genres of their items."""
+    rows = []
+    with open(os.path.join(ML100K, "ml-100k.inter"), encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            user, item, _, ts = line.rstrip("\n").split("\t")
+            if int(user) <= n_users:
+                rows.append((user, item, ts))
+    items = {r[1] for r in rows}
+    with open(os.path.join(ML100K, "ml-100k.item"), encoding="utf-8") as f:
+        header = next(f).rstrip("\n").split("\t")
+        item_rows = [fields for fields in (line.rstrip("\n").split("\t") for line in f) if fields[0] in items]
+    return write_atomic(folder, name, rows, header, item_rows)
+
+
+@pytest.fixture(autouse=True)
+def clean_argv_and_cwd(monkeypatch, tmp_path):
+    """RecBole's Config parses sys.argv itself, and writes logs and checkpoints under the working directory."""
+    monkeypatch.setattr(sys, "argv", ["pytest"])
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("datasets")
+    ml100k_subset(root, "ml40", 40)
+    ml100k_subset(root, "ml80", 80)
+    # Synthetic title/brand catalog: 30 items, some without brand, two without any text; 25 users.
+    items = []
+    for i in range(1, 31):
+        title = "" if i in (7, 8) else f"Shade {i} lipstick &amp; gloss" if i % 2 else f"Hydrating face cream no. {i}"
+        brand = "" if i in (7, 8) or i % 3 == 0 else ("L&#39;Oreal" if i % 2 else "Nivea")
+        items.append((str(i), title, brand))
+    inters = [(u, (u * 7 + k * 3) % 30 + 1, 1000 * u + k) for u in range(1, 26) for k in range(8)]
+    write_atomic(root, "beauty_toy", inters, ["item_id:token", "title:token", "brand:token"], items)
+    return str(root)
+
+
+@pytest.fixture
+def fast_config(data_root, tmp_path_factory):
+    """Small sizes so one epoch takes about a second on two CPU cores."""
+    return {
+        "data_path": data_root,
+        "epochs": 1,
+        "MAX_ITEM_LIST_LENGTH": 10,
+        "hidden_size": 16,
+        "inner_size": 32,
+        "n_layers": 1,
+        "n_heads": 2,
+        "train_batch_size": 256,
+        "eval_batch_size": 256,
+        "show_progress": False,
+        "train_neg_count": 20,
+        "tokenizer_vocab_size": 300,
+        "tokenizer_dir": str(tmp_path_factory.getbasetemp() / "tokenizers"),
+        "learning_rate": 0.005,
+        "seed": 7,
+        "state": "WARNING",
+    }

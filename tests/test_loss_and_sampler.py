@@ -1,0 +1,92 @@
+import math
+
+import pytest
+import torch
+from scipy.stats import chisquare
+
+from helpers import build
+from recbole_srt.model.negative_sampler import NegativeSampler, sampling_probabilities
+from recbole_srt.model.sampled_softmax import sampled_softmax_loss
+
+Q = torch.tensor([0.0, 0.1, 0.1, 0.2, 0.3, 0.3])
+LOG_Q = torch.where(Q > 0, Q.log(), torch.tensor(float("-inf")))
+
+
+def test_loss_matches_hand_computation():
+    seq = torch.tensor([[1.0, 0.0]])
+    pos_emb, neg_emb = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    loss = sampled_softmax_loss(seq, pos_emb, neg_emb, torch.tensor([3]), torch.tensor([4, 5]), LOG_Q, temperature=0.5)
+    # logits / tau: positive 4, negatives 0 and 2; logQ subtracts log q from each (q = .2, .3, .3).
+    pos, negs = math.exp(4) / 0.2, math.exp(0) / 0.3 + math.exp(2) / 0.3
+    assert loss.item() == pytest.approx(-math.log(pos / (pos + negs)), rel=1e-6)
+
+
+def test_loss_without_logq_is_plain_sampled_softmax():
+    seq = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    pos_emb = torch.tensor([[1.0, 1.0], [0.0, 3.0]])
+    neg_emb = torch.tensor([[[0.5, 0.0]], [[1.0, 1.0]]])  # per-sequence negatives [B, N=1, H]
+    loss = sampled_softmax_loss(seq, pos_emb, neg_emb, torch.tensor([1, 2]), torch.tensor([[3], [4]]))
+    first = -math.log(math.exp(1) / (math.exp(1) + math.exp(0.5)))
+    second = -math.log(math.exp(3) / (math.exp(3) + math.exp(1)))
+    assert loss.item() == pytest.approx((first + second) / 2, rel=1e-6)
+
+
+def test_accidental_hits_are_masked():
+    seq, pos_emb = torch.tensor([[1.0, 0.5]]), torch.tensor([[0.3, 1.0]])
+    neg_emb = torch.tensor([[0.3, 1.0], [2.0, -1.0]])
+    with_hit = sampled_softmax_loss(seq, pos_emb, neg_emb, torch.tensor([3]), torch.tensor([3, 5]), LOG_Q)
+    without = sampled_softmax_loss(seq, pos_emb, neg_emb[1:], torch.tensor([3]), torch.tensor([5]), LOG_Q)
+    torch.testing.assert_close(with_hit, without)
+
+
+def test_popularity_sampling_frequencies_match_the_table():
+    counts = torch.tensor([0, 50, 10, 0, 5, 35])
+    probabilities = sampling_probabilities(counts, "popularity", smoothing=1.0)
+    torch.testing.assert_close(probabilities, torch.tensor([0, 51, 11, 1, 6, 36], dtype=torch.float64) / 105)
+    torch.manual_seed(0)
+    draws = NegativeSampler(probabilities)((400, 500))
+    observed = torch.bincount(draws.flatten(), minlength=6)
+    assert observed[0] == 0  # the padding id is never drawn
+    expected = probabilities[1:] * draws.numel()
+    assert chisquare(observed[1:].numpy(), expected.numpy()).pvalue > 0.01
+    uniform = torch.full((5,), draws.numel() / 5.0)
+    assert chisquare(observed[1:].numpy(), uniform.numpy()).pvalue < 1e-12
+
+
+def test_zero_count_items_keep_a_finite_logq():
+    sampler = NegativeSampler(sampling_probabilities(torch.tensor([0, 0, 9, 0]), "popularity", smoothing=0.5))
+    assert torch.isfinite(sampler.log_q[1:]).all() and sampler.log_q[0] == float("-inf")
+    with pytest.raises(ValueError, match="popularity_smoothing"):
+        sampling_probabilities(torch.tensor([0, 0, 9, 0]), "popularity", smoothing=0.0)
+
+
+def test_uniform_sampling_ignores_counts():
+    probabilities = sampling_probabilities(torch.tensor([5, 50, 10, 0]), "uniform")
+    torch.testing.assert_close(probabilities, torch.tensor([0, 1, 1, 1], dtype=torch.float64) / 3)
+
+
+def test_popularity_comes_from_the_training_split_only(fast_config):
+    _, model, (train, valid, test) = build("SRT", "ml40", fast_config)
+    train_counts = torch.bincount(train._dataset.inter_feat["item_id"], minlength=model.n_items).double()
+    expected = train_counts + 1.0
+    expected[0] = 0.0
+    torch.testing.assert_close(model.negative_sampler.probabilities.double(), expected / expected.sum(), rtol=1e-6, atol=0)
+    held_out = torch.cat([valid._dataset.inter_feat["item_id"], test._dataset.inter_feat["item_id"]])
+    assert (train_counts[held_out] == 0).any()  # some held-out items never seen in training: no leakage of them
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_training_step_reduces_loss(fast_config, shared):
+    _, model, (train, _, _) = build("SRT", "ml40", fast_config, shared_negatives=shared, hidden_dropout_prob=0.0,
+                                    attn_dropout_prob=0.0)
+    batch = next(iter(train))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(30):
+        torch.manual_seed(1)  # same negatives every step: the loss must go down on a fixed problem
+        loss = model.calculate_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]

@@ -1,0 +1,105 @@
+import pytest
+import sentencepiece as spm
+import torch
+from recbole.data.interaction import Interaction
+
+from helpers import build
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_parameter_count_does_not_depend_on_catalog_size(fast_config, tmp_path):
+    _, small, _ = build("SRT", "ml40", fast_config)
+    shared = tmp_path / "shared.model"
+    shared.write_bytes(small.tokenizer_proto)
+    _, large, _ = build("SRT", "ml80", fast_config, tokenizer_model=str(shared))
+    assert large.n_items > small.n_items + 100
+    assert count_parameters(large) == count_parameters(small)
+    assert not any(p.shape[0] in (small.n_items, large.n_items) for p in large.parameters())
+
+
+def test_items_without_text_get_a_finite_learned_representation(fast_config):
+    _, model, _ = build("SRT", "beauty_toy", fast_config)
+    model.eval()
+    no_text = (model.item_tokens == 0).all(-1).all(-1)
+    assert int(no_text[1:].sum()) == 2
+    emb = model.embed_items(torch.nonzero(no_text[1:]).flatten() + 1)
+    assert torch.isfinite(emb).all()
+    expected = model.item_encoder.adapter(model.item_encoder.empty_field.flatten())
+    torch.testing.assert_close(emb[0], expected)
+    emb.sum().backward()
+    assert model.item_encoder.empty_field.grad.abs().sum() > 0
+
+
+def test_html_entities_are_decoded_before_tokenizing(fast_config):
+    _, model, (train, _, _) = build("SRT", "beauty_toy", fast_config)
+    sp = spm.SentencePieceProcessor(model_proto=model.tokenizer_proto)
+    item = train._dataset.token2id("item_id", "1")  # brand "L&#39;Oreal"
+    brand = sp.decode([int(i) - 1 for i in model.item_tokens[item, 1] if i > 0])
+    assert brand == "l'oreal"
+
+
+def _padded(sequences, width, junk):
+    seq = torch.full((len(sequences), width), junk, dtype=torch.long)
+    for row, items in enumerate(sequences):
+        seq[row, : len(items)] = torch.tensor(items)
+    return seq
+
+
+@pytest.mark.parametrize("position_encoding", ["absolute", "reverse"])
+def test_padding_slots_contribute_nothing(fast_config, position_encoding):
+    _, model, _ = build("SRT", "ml40", fast_config, position_encoding=position_encoding)
+    model.eval()
+    sequences = [[5, 9, 3], [12, 4, 4, 8, 30, 2], [17]]
+    lengths = torch.tensor([len(s) for s in sequences])
+    reference = model.forward(_padded(sequences, 6, 0), lengths)
+    for width, junk in ((10, 0), (10, 21), (7, 1)):
+        out = model.forward(_padded(sequences, width, junk), lengths)
+        torch.testing.assert_close(out, reference, rtol=0, atol=1e-6)
+
+
+def test_reverse_positions_count_back_from_the_prediction_point(fast_config):
+    _, model, _ = build("SRT", "ml40", fast_config, position_encoding="reverse")
+    ids = model.position_ids(torch.tensor([3, 1]), 5)
+    assert ids[0, :3].tolist() == [2, 1, 0] and ids[1, 0] == 0
+    model.position_encoding = "absolute"
+    assert model.position_ids(torch.tensor([3, 1]), 5)[0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_position_modes_give_different_outputs(fast_config):
+    _, model, _ = build("SRT", "ml40", fast_config, position_encoding="absolute")
+    model.eval()
+    seq, lengths = _padded([[5, 9, 3], [12, 4]], 5, 0), torch.tensor([3, 2])
+    absolute = model.forward(seq, lengths)
+    model.position_encoding = "reverse"
+    reverse = model.forward(seq, lengths)
+    assert not torch.allclose(absolute, reverse)
+
+
+def test_scores_agree_across_predict_full_sort_and_sampled(fast_config):
+    _, model, (_, _, test) = build("SRT", "ml40", fast_config)
+    model.eval()
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        full = model.full_sort_predict(batch)
+        candidates = torch.stack([batch["item_id"], torch.ones_like(batch["item_id"])], dim=1)
+        sampled = model.sampled_predict(batch, candidates)
+        single = model.predict(Interaction({**batch.interaction}))
+    rows = torch.arange(len(full))
+    torch.testing.assert_close(sampled[:, 0], full[rows, batch["item_id"]])
+    torch.testing.assert_close(sampled[:, 1], full[:, 1])
+    torch.testing.assert_close(single, full[rows, batch["item_id"]])
+
+
+def test_missing_text_field_error_names_the_field_and_file(fast_config):
+    with pytest.raises(ValueError, match=r"'subtitle'.*beauty_toy\.item"):
+        build("SRT", "beauty_toy", fast_config, text_fields=["title", "subtitle"])
+
+
+def test_item_table_is_a_device_buffer_not_a_parameter(fast_config):
+    _, model, _ = build("SRT", "ml40", fast_config)
+    buffers = dict(model.named_buffers())
+    assert "item_tokens" in buffers and "item_tokens" not in model.state_dict()
+    assert buffers["item_tokens"].device.type == torch.device(fast_config.get("device", "cpu")).type

@@ -1,0 +1,92 @@
+import pickle
+
+import pytest
+import torch
+
+from helpers import ML_TEXT, build
+from recbole_srt import SRTTrainer, load_data_and_model, run_recbole
+from recbole_srt.compat import load_checkpoint, save_checkpoint
+from recbole_srt.lr_schedule import OneCycle, build_scheduler
+
+
+def test_one_cycle_lr_at_start_peak_and_end():
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=0.3)
+    scheduler = build_scheduler("one_cycle", optimizer, total_steps=90)
+    lrs = []
+    for _ in range(90):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs[0] == 0.0
+    assert lrs[15] == pytest.approx(0.15)  # linear: half-way through the warm-up
+    assert max(lrs) == pytest.approx(0.3) and lrs.index(max(lrs)) == 30  # peak after the first third
+    assert lrs[60] == pytest.approx(0.15)  # cosine: half-way through the decay
+    assert lrs[90] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(lrs[30:], lrs[31:]))
+    assert OneCycle(90)(1000) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_constant_schedule_and_bad_name():
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.3)
+    assert build_scheduler("constant", optimizer, 10) is None
+    with pytest.raises(ValueError, match="lr_schedule"):
+        build_scheduler("linear", optimizer, 10)
+
+
+def test_trainer_steps_the_schedule_and_clips(fast_config):
+    config, model, (train, valid, _) = build("SRT", "ml40", fast_config, epochs=2, eval_step=0)
+    trainer = SRTTrainer(config, model)
+    assert trainer.clip_grad_norm == {"max_norm": 1.0}
+    trainer.fit(train, saved=False)
+    steps = 2 * len(train)
+    assert trainer.lr_scheduler.last_epoch == steps
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert not torch.is_anomaly_enabled()
+
+
+def test_run_saves_and_reloads_checkpoint_on_current_torch(fast_config):
+    assert tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 6)
+    result = run_recbole("SRT", "ml40", config_dict={**fast_config, **ML_TEXT, "epochs": 2})
+    checkpoint_file = result["saved_model_file"]
+    checkpoint = load_checkpoint(checkpoint_file, "cpu")  # weights-only unpickler, allowlist scoped to this call
+    assert checkpoint["lr_scheduler"]["last_epoch"] > 0
+    config, model, _, _, _, test_data = load_data_and_model(checkpoint_file)
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, checkpoint["state_dict"][name])
+    trainer = SRTTrainer(config, model)
+    assert trainer.evaluate(test_data, load_best_model=False) == result["test_result"]
+    assert not torch.is_anomaly_enabled()
+
+
+def test_resume_restores_the_schedule(fast_config, tmp_path):
+    config, model, (train, _, _) = build("SRT", "ml40", fast_config, epochs=3, eval_step=0)
+    trainer = SRTTrainer(config, model)
+    trainer.epochs = 1  # stop after one of three epochs, keeping the 3-epoch schedule
+    trainer._build_lr_scheduler(len(train) * 3)
+    trainer.fit(train, saved=True)
+    lr_after_one = trainer.optimizer.param_groups[0]["lr"]
+    config2, model2, (train2, _, _) = build("SRT", "ml40", fast_config, epochs=3, eval_step=0)
+    resumed = SRTTrainer(config2, model2)
+    resumed.resume_checkpoint(trainer.saved_model_file)
+    resumed._build_lr_scheduler(len(train2))
+    assert resumed.start_epoch == 1
+    assert resumed.lr_scheduler.last_epoch == len(train)
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(lr_after_one)
+
+
+def test_foreign_globals_in_a_checkpoint_are_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    save_checkpoint({"config": pickle.PickleError("not a config")}, path)
+    with pytest.raises(pickle.UnpicklingError, match="PickleError"):
+        load_checkpoint(path, "cpu")
+
+
+@pytest.mark.parametrize("model_name", ["SASRec", "BERT4Rec"])
+def test_recbole_models_run_through_the_same_pipeline(fast_config, model_name):
+    overrides = {k: v for k, v in fast_config.items() if k not in ("train_neg_count",)}
+    result = run_recbole(model_name, "ml40", config_dict={**overrides, **ML_TEXT, "lr_schedule": "one_cycle"})
+    assert set(result["test_result"]) >= {"recall@10", "ndcg@10"}
+    checkpoint = load_checkpoint(result["saved_model_file"], "cpu")
+    assert checkpoint["config"]["model"] == model_name and checkpoint["lr_scheduler"] is not None
