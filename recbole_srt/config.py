@@ -33,7 +33,7 @@ class Config(RecBoleConfig):
 
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
-        for path in (f"model/{model}.yaml", f"model_on_dataset/{model}_{dataset}.yaml"):
+        for path in ("overall.yaml", f"model/{model}.yaml", f"model_on_dataset/{model}_{dataset}.yaml"):
             entry = properties_dir().joinpath(path)
             if entry.is_file():
                 with resources.as_file(entry) as file:
@@ -50,6 +50,19 @@ class Config(RecBoleConfig):
         ):
             final["train_neg_sample_args"] = None
         return final
+
+    def _set_eval_neg_sample_args(self, phase):
+        """`sampledN` modes run on RecBole's full-sort loaders; the trainer draws the N negatives itself."""
+        mode = self.final_config_dict["eval_args"]["mode"][phase]
+        sampled = self.final_config_dict.setdefault("sampled_eval", {})
+        sampled[phase] = None
+        if isinstance(mode, str) and mode.startswith("sampled"):
+            count = mode[len("sampled"):]
+            if not count.isdigit() or int(count) < 1:
+                raise ValueError(f"eval_args.mode.{phase}: '{mode}' must be 'sampled' followed by a positive count, e.g. sampled10000")
+            sampled[phase] = int(count)
+            self.final_config_dict["eval_args"]["mode"][phase] = "full"
+        super()._set_eval_neg_sample_args(phase)
 
     def unknown_keys(self, keys):
         """Keys that no default yaml of this model/dataset declares: almost always a typo."""

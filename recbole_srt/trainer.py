@@ -1,15 +1,21 @@
 """RecBole's Trainer with what SRT and fair side-by-side runs need, for every sequential model."""
 
+import torch
+from recbole.data.dataloader import FullSortEvalDataLoader
+from recbole.evaluator.register import metric_information
 from recbole.trainer import Trainer
 from recbole.utils import set_color
+from tqdm import tqdm
 
 from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, save_checkpoint, use_fused_gelu
+from recbole_srt.evaluation.candidates import CandidateSampler
+from recbole_srt.evaluation.ranking import positive_ranks, tie_keys, topk_hits
 from recbole_srt.lr_schedule import build_scheduler
 
 
 class SRTTrainer(Trainer):
     """Adds the one-cycle LR schedule (stepped after every optimizer step, saved with checkpoints), gradient clipping
-    from `max_grad_norm`, and checkpoints that load under torch's weights-only unpickler."""
+    from `max_grad_norm`, checkpoints that load under torch's weights-only unpickler, and `sampledN` evaluation."""
 
     def __init__(self, config, model):
         disable_anomaly_detection()
@@ -20,6 +26,7 @@ class SRTTrainer(Trainer):
         self.lr_schedule = config["lr_schedule"] or "constant"
         self.lr_scheduler = None
         self._resumed_scheduler_state = None
+        self.train_item_counts = None
 
     def _build_lr_scheduler(self, steps_per_epoch):
         self.lr_scheduler = build_scheduler(self.lr_schedule, self.optimizer, self.epochs * steps_per_epoch)
@@ -35,6 +42,7 @@ class SRTTrainer(Trainer):
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         if self.lr_scheduler is None:
             self._build_lr_scheduler(len(train_data))
+        self.set_train_item_counts(train_data)
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
@@ -80,4 +88,69 @@ class SRTTrainer(Trainer):
             self.model.load_state_dict(checkpoint["state_dict"])
             self.model.load_other_parameter(checkpoint.get("other_parameter"))
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        phase = getattr(eval_data._sampler, "phase", None) or "test"
+        n_neg = (self.config["sampled_eval"] or {}).get(phase)
+        if n_neg is None:
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        return self._sampled_evaluate(eval_data, phase, n_neg, show_progress)
+
+    def set_train_item_counts(self, train_data):
+        """Popularity-sampled evaluation draws from training-split counts (fit() records them)."""
+        item_ids = train_data._dataset.inter_feat[self.config["ITEM_ID_FIELD"]]
+        self.train_item_counts = torch.bincount(item_ids, minlength=train_data._dataset.item_num)
+
+    def candidate_sampler(self, n_items, n_neg):
+        args = self.config["sampled_eval_args"] or {}
+        seed = args.get("seed")
+        distribution = args.get("distribution", "uniform")
+        if distribution == "popularity" and self.train_item_counts is None:
+            raise ValueError("popularity-sampled evaluation needs training counts: call fit() or set_train_item_counts()")
+        if not args.get("replacement", False) and n_neg > n_items - 2:
+            self.logger.warning(f"sampled{n_neg}: only {n_items - 2} other items exist; ranking against all of them")
+        return CandidateSampler(
+            n_items,
+            n_neg,
+            seed=self.config["seed"] if seed is None else seed,
+            distribution=distribution,
+            weights=self.train_item_counts,
+            replacement=args.get("replacement", False),
+        )
+
+    def score_candidates(self, interaction, item_ids):
+        """Scores [B, C] of item_ids [B, C], encoding each sequence once: the model's own `sampled_predict` if it
+        has one (SRT), else a gather from `full_sort_predict` (any RecBole sequential model, unchanged)."""
+        if hasattr(self.model, "sampled_predict"):
+            return self.model.sampled_predict(interaction, item_ids)
+        return self.model.full_sort_predict(interaction).gather(1, item_ids)
+
+    @torch.no_grad()
+    def _sampled_evaluate(self, eval_data, phase, n_neg, show_progress):
+        if not isinstance(eval_data, FullSortEvalDataLoader):
+            raise ValueError(f"sampled evaluation of phase '{phase}' needs RecBole's full-sort loader")
+        unsupported = [m for m in self.config["metrics"] if not set(metric_information[m.lower()]) <= {"rec.topk"}]
+        if unsupported:
+            raise ValueError(
+                f"metrics {unsupported} cannot be computed from sampled negatives; sampled evaluation supports the "
+                "top-k metrics (NDCG, Hit, MRR, Recall, Precision, MAP)"
+            )
+        if not self.config["single_spec"]:
+            raise NotImplementedError("sampled evaluation runs in a single process (nproc=1)")
+        self.model.eval()
+        sampler = self.candidate_sampler(eval_data._dataset.item_num, n_neg)
+        seed = sampler.seed
+        max_k = max(self.config["topk"])
+        user_field = self.config["USER_ID_FIELD"]
+        batches = tqdm(eval_data, total=len(eval_data), ncols=100, desc=set_color("Evaluate   ", "pink")) \
+            if show_progress else eval_data
+        for interaction, _, _, positives in batches:
+            interaction = interaction.to(self.device)
+            positives = positives.to(self.device)
+            users = interaction[user_field]
+            candidates, keep = sampler(phase, users, positives)
+            item_ids = torch.cat([positives.unsqueeze(1), candidates], dim=1)
+            scores = self.score_candidates(interaction, item_ids)
+            ranks = positive_ranks(scores, keep, tie_keys(seed, phase, users, item_ids))
+            self.eval_collector.data_struct.update_tensor("rec.topk", topk_hits(ranks, max_k))
+        result = self.evaluator.evaluate(self.eval_collector.get_data_struct())
+        self.wandblogger.log_eval_metrics(result, head="eval")
+        return result

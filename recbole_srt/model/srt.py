@@ -107,14 +107,15 @@ class SRT(SequentialRecommender):
         return super().train(mode)
 
     def embed_items(self, item_ids):
-        """Representations of `item_ids` (any shape); each distinct item is encoded once."""
-        if self._item_cache is not None:
-            return self._item_cache[item_ids]
+        """Representations of `item_ids` (any shape): from the cached catalog table in eval mode, else encoding
+        each distinct item once."""
+        if not self.training:
+            return self.all_item_embeddings()[item_ids]
         unique, inverse = torch.unique(item_ids, return_inverse=True)
         return self.item_encoder(self.item_tokens[unique])[inverse]
 
     def all_item_embeddings(self):
-        """[n_items, H]; cached while the model is in eval mode (weights cannot change there)."""
+        """[n_items, H]; cached in eval mode (train() drops it, so new weights are always used)."""
         if self._item_cache is not None:
             return self._item_cache
         ids = torch.arange(self.n_items, device=self.item_tokens.device)

@@ -1,0 +1,1 @@
+"""Sampled-negative evaluation: deterministic candidates, one sequence encoding per user."""
