@@ -26,5 +26,5 @@ def tie_keys(seed, phase, users, item_ids):
 def topk_hits(ranks, max_k):
     """[B, max_k + 1]: one-hot hit position within the top max_k, then the number of positives (1)."""
     positions = torch.arange(max_k, device=ranks.device).unsqueeze(0)
-    hits = (ranks.unsqueeze(1) == positions).int()
-    return torch.cat([hits, torch.ones_like(ranks, dtype=torch.int).unsqueeze(1)], dim=1)
+    hits = (ranks.unsqueeze(1) == positions).long()
+    return torch.cat([hits, torch.ones_like(hits[:, :1])], dim=1)
