@@ -54,7 +54,7 @@ def test_popularity_candidates_follow_the_counts():
     weights = torch.tensor([0, 1, 2, 3, 4, 10] * 1, dtype=torch.float64)
     sampler = CandidateSampler(6, 50, seed=1, distribution="popularity", weights=weights, replacement=True)
     users = torch.arange(4000)
-    draws = sampler._draw("test", users, torch.arange(50).unsqueeze(0))
+    draws = sampler._draw("test", users.unsqueeze(1), torch.arange(50).unsqueeze(0))
     observed = torch.bincount(draws.flatten(), minlength=6)
     assert observed[0] == 0
     assert chisquare(observed[1:].numpy(), (weights[1:] / weights.sum() * draws.numel()).numpy()).pvalue > 0.01

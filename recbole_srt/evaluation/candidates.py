@@ -81,13 +81,13 @@ class CandidateSampler:
 
     def _with_replacement(self, phase, users, positives):
         counters = torch.arange(self.n_neg, device=users.device).unsqueeze(0)
-        candidates = self._draw(phase, users, counters)
-        for attempt in range(1, 64):  # RecBole redraws a sample equal to the positive
-            clash = candidates == positives.unsqueeze(1)
-            if not clash.any():
+        candidates = self._draw(phase, users.unsqueeze(1), counters)
+        for attempt in range(1, 64):  # RecBole redraws a sample equal to the positive; so do we, cell by cell
+            rows, cols = torch.nonzero(candidates == positives.unsqueeze(1), as_tuple=True)
+            if len(rows) == 0:
                 break
-            redraw = self._draw(phase, users, counters + attempt * self.n_neg)
-            candidates = torch.where(clash, redraw, candidates)
+            redrawn = self._draw(phase, users[rows].unsqueeze(1), (cols + attempt * self.n_neg).unsqueeze(1))
+            candidates[rows, cols] = redrawn.squeeze(1)
         sorted_candidates, _ = candidates.sort(dim=1)
         keep = torch.ones_like(sorted_candidates, dtype=torch.bool)
         keep[:, 1:] = sorted_candidates[:, 1:] != sorted_candidates[:, :-1]
@@ -95,7 +95,8 @@ class CandidateSampler:
         return sorted_candidates, keep
 
     def _draw(self, phase, users, counters):
-        u = uniform01(self.seed, phase, users.unsqueeze(1), counters)
+        """Item ids for users [K, 1] x counters [K or 1, M]."""
+        u = uniform01(self.seed, phase, users, counters)
         if self.weights is None:
             return 1 + (u * (self.n_items - 1)).long().clamp(max=self.n_items - 2)
         cumulative = self.cumulative.to(u.device)

@@ -1,0 +1,72 @@
+"""What every benchmark script shares: building a model and its data, the machine description, output files."""
+
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+
+import torch
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import init_logger, init_seed
+
+from recbole_srt import Config, SRTTrainer
+from recbole_srt.quick_start import build_model
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def machine():
+    """Where a figure was measured: it means nothing without this."""
+    device = "cpu"
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def prepare(model, dataset, config_dict):
+    """Config, model (seeded) and the three dataloaders, as run_recbole would build them."""
+    sys.argv = sys.argv[:1]
+    config = Config(model=model, dataset=dataset, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    train, valid, test = data_preparation(config, create_dataset(config))
+    return config, build_model(config, train), train, valid, test
+
+
+def trainer_for(config, model, train):
+    trainer = SRTTrainer(config, model)
+    trainer.set_train_item_counts(train)
+    return trainer
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_results(name, payload, table):
+    """Print the table and write results/<name>.json and results/<name>.md."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    payload = {"machine": machine(), **payload}
+    with open(os.path.join(RESULTS_DIR, f"{name}.json"), "w") as f:
+        json.dump(payload, f, indent=2)
+    text = f"{table}\n\nMachine: {json.dumps(payload['machine'])}\n"
+    with open(os.path.join(RESULTS_DIR, f"{name}.md"), "w") as f:
+        f.write(text)
+    print(text)

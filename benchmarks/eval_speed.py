@@ -1,0 +1,76 @@
+"""Evaluation speed: one test pass of the same model over the same users, RecBole's modes vs our sampled ones.
+
+    python benchmarks/eval_speed.py [--model SASRec] [--dataset ml-100k] [--long]
+
+Targets (issue 3): our 10K-sampled pass >= 20x faster than RecBole's uni100, and within 1.5x of RecBole's full sort.
+"""
+
+import argparse
+import time
+
+import torch
+
+from common import markdown_table, prepare, trainer_for, write_results
+
+BASE = {
+    "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full"},
+    "metrics": ["NDCG", "Hit"],
+    "topk": [5, 10],
+    "valid_metric": "NDCG@5",
+    "eval_batch_size": 4096,
+    "show_progress": False,
+    "state": "WARNING",
+    "gpu_id": "",
+}
+
+
+def time_test_pass(model_name, dataset, mode, extra, state_dict):
+    config, model, train, _, test = prepare(
+        model_name, dataset, {**BASE, **extra, "eval_args": {**BASE["eval_args"], "mode": {"valid": "full", "test": mode}}}
+    )
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    trainer = trainer_for(config, model, train)
+    start = time.perf_counter()
+    result = trainer.evaluate(test, load_best_model=False)
+    return time.perf_counter() - start, result, model.state_dict()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="SASRec")
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--long", action="store_true", help="also time RecBole's uni1000 (about 12 minutes on 2 cores)")
+    args = parser.parse_args()
+
+    modes = [("RecBole full", "full", {}), ("RecBole uni100", "uni100", {})]
+    if args.long:
+        modes.append(("RecBole uni1000", "uni1000", {}))
+    modes += [
+        ("ours sampled100", "sampled100", {}),
+        ("ours sampled1000", "sampled1000", {}),
+        ("ours sampled10000", "sampled10000", {}),
+        ("ours sampled10000, with replacement", "sampled10000", {"sampled_eval_args": {"replacement": True}}),
+    ]
+    state_dict, rows, records = None, [], []
+    for label, mode, extra in modes:
+        seconds, result, state_dict = time_test_pass(args.model, args.dataset, mode, extra, state_dict)
+        records.append({"label": label, "mode": mode, "extra": extra, "seconds": seconds, "result": dict(result)})
+        print(f"{label}: {seconds:.2f}s {dict(result)}", flush=True)
+    by_label = {r["label"]: r["seconds"] for r in records}
+    ours = by_label["ours sampled10000"]
+    ratios = {
+        "uni100 / ours sampled10000": by_label["RecBole uni100"] / ours,
+        "ours sampled10000 / full": ours / by_label["RecBole full"],
+    }
+    for r in records:
+        rows.append([r["label"], f"{r['seconds']:.2f}", f"{r['result'].get('ndcg@5', float('nan')):.4f}",
+                     f"{r['result'].get('hit@5', float('nan')):.4f}"])
+    table = markdown_table([f"{args.model} on {args.dataset}, test pass", "seconds", "ndcg@5", "hit@5"], rows)
+    table += "\n\n" + "\n".join(f"- {k}: {v:.1f}x" for k, v in ratios.items())
+    write_results(f"eval_speed_{args.model}_{args.dataset}", {"runs": records, "ratios": ratios,
+                  "torch_threads": torch.get_num_threads()}, table)
+
+
+if __name__ == "__main__":
+    main()

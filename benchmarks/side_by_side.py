@@ -1,0 +1,146 @@
+"""Side by side (paper Table 1): SASRec, SASRec-CE, BERT4Rec and SRT-{10,100,300,1K} under one protocol.
+
+    python benchmarks/side_by_side.py --preset cpu                      # ml-100k, under an hour on 2 CPU cores
+    python benchmarks/side_by_side.py --preset full --dataset Amazon_Beauty --data_path DIR \\
+        --config_files DIR/Amazon_Beauty/Amazon_Beauty.yaml             # paper hyper-parameters, for a GPU
+
+Protocol: leave-one-out (last item test, second-to-last valid), the held-out item ranked against 10,000 sampled
+negatives that are identical for every model (seed, phase, user), same seed, same trainer (Adam, one-cycle LR,
+gradient clipping 1.0, weight decay 1e-5), early stopping on valid NDCG@5. Writes a markdown table, JSON and a PNG.
+"""
+
+import argparse
+import os
+import time
+
+import yaml
+
+from common import RESULTS_DIR, markdown_table, prepare, trainer_for, write_results
+
+PROTOCOL = {
+    "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": {"valid": "sampled10000", "test": "sampled10000"}},
+    "metrics": ["NDCG", "Hit"],
+    "topk": [5, 10],
+    "valid_metric": "NDCG@5",
+    "lr_schedule": "one_cycle",
+    "max_grad_norm": 1.0,
+    "weight_decay": 1e-5,
+    "learner": "adam",
+    "seed": 2020,
+    "show_progress": False,
+    "state": "WARNING",
+}
+PRESETS = {
+    "cpu": {"dataset": "ml-100k", "epochs": 10, "stopping_step": 10, "learning_rate": 0.002, "train_batch_size": 512,
+            "eval_batch_size": 1024, "MAX_ITEM_LIST_LENGTH": 20, "hidden_size": 64, "inner_size": 128, "n_layers": 2,
+            "n_heads": 2, "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2, "gpu_id": ""},
+    "full": {"dataset": "Amazon_Beauty", "epochs": 50, "stopping_step": 10, "learning_rate": 0.0001,
+             "train_batch_size": 256, "eval_batch_size": 512, "MAX_ITEM_LIST_LENGTH": 50, "hidden_size": 64,
+             "inner_size": 256, "n_layers": 2, "n_heads": 2, "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2,
+             "gpu_id": "0"},
+}
+MODELS = {
+    "SASRec (BPR, 1 neg)": ("SASRec", {"loss_type": "BPR", "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}}),
+    "SASRec-CE": ("SASRec", {"loss_type": "CE", "train_neg_sample_args": None}),
+    "BERT4Rec": ("BERT4Rec", {}),
+    "SRT-10": ("SRT", {"train_neg_count": 10}),
+    "SRT-100": ("SRT", {"train_neg_count": 100}),
+    "SRT-300": ("SRT", {"train_neg_count": 300}),
+    "SRT-1K": ("SRT", {"train_neg_count": 1000}),
+}
+
+
+def parameter_counts(model):
+    """(total, non-embedding): non-embedding leaves out every embedding table (item, token, position)."""
+    import torch
+
+    total = sum(p.numel() for p in model.parameters())
+    embedding = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
+    return total, total - embedding
+
+
+def run_one(label, model_name, extra, settings):
+    config, model, train, valid, test = prepare(model_name, settings["dataset"], {**settings, **extra})
+    trainer = trainer_for(config, model, train)
+    epoch_seconds, valid_scores = [], []
+    train_epoch = trainer._train_epoch
+
+    def timed_train_epoch(*args, **kwargs):
+        start = time.perf_counter()
+        loss = train_epoch(*args, **kwargs)
+        epoch_seconds.append(time.perf_counter() - start)
+        return loss
+
+    trainer._train_epoch = timed_train_epoch
+    trainer.fit(train, valid, saved=True, verbose=False, callback_fn=lambda epoch, score: valid_scores.append(score))
+    test_result = trainer.evaluate(test, load_best_model=True)
+    total, non_embedding = parameter_counts(model)
+    return {
+        "label": label,
+        "model": model_name,
+        "overrides": extra,
+        "test": dict(test_result),
+        "best_valid_ndcg@5": max(valid_scores),
+        "epochs_run": len(epoch_seconds),
+        "epochs_to_best": valid_scores.index(max(valid_scores)) + 1,
+        "seconds_per_epoch": sum(epoch_seconds) / len(epoch_seconds),
+        "params_total": total,
+        "params_non_embedding": non_embedding,
+    }
+
+
+def bar_chart(records, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [r["label"] for r in records]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], [r["test"]["ndcg@5"] for r in records], width=0.4, label="NDCG@5")
+    ax.bar([i + 0.2 for i in x], [r["test"]["hit@5"] for r in records], width=0.4, label="HIT@5")
+    ax.set_xticks(list(x), labels, rotation=20, ha="right")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--dataset", default=None, help="overrides the preset's dataset")
+    parser.add_argument("--data_path", default=None)
+    parser.add_argument("--config_files", nargs="*", default=[], help="dataset yaml files (load_col, text_fields)")
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--epochs", type=int, default=None)
+    args = parser.parse_args()
+
+    settings = {**PROTOCOL, **PRESETS[args.preset]}
+    for path in args.config_files:
+        with open(path) as f:
+            settings.update(yaml.safe_load(f))
+    for key in ("dataset", "data_path", "epochs"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    records = []
+    for label in args.models:
+        model_name, extra = MODELS[label]
+        record = run_one(label, model_name, extra, settings)
+        records.append(record)
+        print(f"{label}: {record['test']} {record['seconds_per_epoch']:.1f}s/epoch", flush=True)
+
+    rows = [[r["label"], f"{r['test']['ndcg@5']:.4f}", f"{r['test']['hit@5']:.4f}", f"{r['params_total']:,}",
+             f"{r['params_non_embedding']:,}", f"{r['seconds_per_epoch']:.1f}", f"{r['epochs_to_best']}/{r['epochs_run']}"]
+            for r in records]
+    header = ["model", "NDCG@5", "HIT@5", "params", "non-emb. params", "s/epoch", "best epoch/run"]
+    title = f"{settings['dataset']}, preset {args.preset}, test vs 10,000 sampled negatives"
+    name = f"side_by_side_{args.preset}_{settings['dataset']}"
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    bar_chart(records, os.path.join(RESULTS_DIR, f"{name}.png"), title)
+    write_results(name, {"settings": settings, "runs": records}, f"{title}\n\n" + markdown_table(header, rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Training cost: seconds per optimizer step of SRT-{10,100,1000} and SASRec-CE at equal sizes and batch.
+
+    python benchmarks/train_cost.py [--dataset ml-100k] [--batch 512] [--length 50] [--hidden 64] [--steps 5]
+
+Each step is what the trainer does: forward, loss, backward, clipping, Adam step (anomaly mode off, fused GELU).
+Target (issue 3): SRT-1K step <= 1.5x SASRec-CE step.
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.nn.utils import clip_grad_norm_
+
+from common import markdown_table, prepare, trainer_for, write_results
+
+VARIANTS = [
+    ("SASRec-CE", "SASRec", {"loss_type": "CE", "train_neg_sample_args": None}),
+    ("SRT-10", "SRT", {"train_neg_count": 10}),
+    ("SRT-100", "SRT", {"train_neg_count": 100}),
+    ("SRT-1000", "SRT", {"train_neg_count": 1000}),
+]
+
+
+def seconds_per_step(trainer, batches):
+    model, optimizer = trainer.model, trainer.optimizer
+    model.train()
+    times = []
+    for index, batch in enumerate(batches):
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        loss = model.calculate_loss(batch.to(trainer.device))
+        loss.backward()
+        clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+        if index > 0:  # the first step warms up allocators and caches
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--config_files", nargs="*", default=None, help="dataset yaml (load_col, text_fields, ...)")
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--length", type=int, default=50)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--gpu", action="store_true", help="run on cuda (default: CPU)")
+    args = parser.parse_args()
+
+    shared = {
+        "train_batch_size": args.batch,
+        "MAX_ITEM_LIST_LENGTH": args.length,
+        "hidden_size": args.hidden,
+        "inner_size": 4 * args.hidden,
+        "n_layers": args.layers,
+        "n_heads": 2,
+        "hidden_dropout_prob": 0.2,
+        "attn_dropout_prob": 0.2,
+        "gpu_id": "0" if args.gpu else "",
+        "state": "WARNING",
+        "show_progress": False,
+        "shuffle": False,
+    }
+    if args.config_files:
+        import yaml
+
+        for path in args.config_files:
+            with open(path) as f:
+                shared.update(yaml.safe_load(f))
+    records = []
+    for label, model_name, extra in VARIANTS:
+        config, model, train, _, _ = prepare(model_name, args.dataset, {**shared, **extra})
+        trainer = trainer_for(config, model, train)
+        batches = []
+        for batch in train:
+            batches.append(batch)
+            if len(batches) == args.steps + 1:
+                break
+        seconds = seconds_per_step(trainer, batches)
+        records.append({"label": label, "seconds_per_step": seconds, "n_items": model.n_items})
+        print(f"{label}: {seconds:.3f} s/step", flush=True)
+    base = records[0]["seconds_per_step"]
+    rows = [[r["label"], f"{r['seconds_per_step']:.3f}", f"{r['seconds_per_step'] / base:.2f}"] for r in records]
+    title = f"{args.dataset}, batch {args.batch}x{args.length}, hidden {args.hidden}, {args.layers} layers"
+    table = markdown_table([title, "s/step", "vs SASRec-CE"], rows)
+    device = "gpu" if args.gpu else "cpu"
+    write_results(f"train_cost_{args.dataset}_{device}", {"args": vars(args), "runs": records}, table)
+
+
+if __name__ == "__main__":
+    main()
