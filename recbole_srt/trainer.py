@@ -27,6 +27,7 @@ class SRTTrainer(Trainer):
         self.lr_scheduler = None
         self._resumed_scheduler_state = None
         self.train_item_counts = None
+        self._candidate_samplers = {}
 
     def _build_lr_scheduler(self, steps_per_epoch):
         self.lr_scheduler = build_scheduler(self.lr_schedule, self.optimizer, self.epochs * steps_per_epoch)
@@ -98,8 +99,15 @@ class SRTTrainer(Trainer):
         """Popularity-sampled evaluation draws from training-split counts (fit() records them)."""
         item_ids = train_data._dataset.inter_feat[self.config["ITEM_ID_FIELD"]]
         self.train_item_counts = torch.bincount(item_ids, minlength=train_data._dataset.item_num)
+        self._candidate_samplers.clear()
 
     def candidate_sampler(self, n_items, n_neg):
+        """One sampler per (catalog size, N) for the trainer's life: candidates never change between epochs."""
+        if (n_items, n_neg) not in self._candidate_samplers:
+            self._candidate_samplers[(n_items, n_neg)] = self._new_candidate_sampler(n_items, n_neg)
+        return self._candidate_samplers[(n_items, n_neg)]
+
+    def _new_candidate_sampler(self, n_items, n_neg):
         args = self.config["sampled_eval_args"] or {}
         seed = args.get("seed")
         distribution = args.get("distribution", "uniform")

@@ -171,6 +171,12 @@ class SRT(SequentialRecommender):
         return seq_output @ self.all_item_embeddings().T
 
     def sampled_predict(self, interaction, candidates):
-        """Scores [B, C] of candidate item ids [B, C]: one sequence encoding, each distinct candidate encoded once."""
+        """Scores [B, C] of candidate item ids [B, C], encoding each sequence once.
+
+        With many candidates (C * hidden >= catalog size) one [B, n_items] product and a gather is cheaper than
+        gathering [B, C, hidden] candidate vectors; otherwise memory stays bounded by B x C x hidden.
+        """
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        if not self.training and candidates.size(1) * self.hidden_size >= self.n_items:
+            return (seq_output @ self.all_item_embeddings().T).gather(1, candidates)
         return torch.bmm(self.embed_items(candidates), seq_output.unsqueeze(-1)).squeeze(-1)

@@ -1,0 +1,165 @@
+"""From a public dump to a RecBole dataset SRT trains on: atomic files, tokenizer, statistics, growth report, yaml.
+
+Everything is written to a temporary folder next to the target and moved into place at the end, so an interrupted
+run never leaves a half-written dataset; the same arguments give byte-identical files.
+"""
+
+import json
+import logging
+import os
+import shutil
+
+import numpy as np
+import sentencepiece as spm
+import yaml
+
+from dataset_scripts.filtering import deduplicate, kcore, sample_users
+from dataset_scripts.growth import catalog_growth, plot_growth
+from dataset_scripts.readers import READERS
+from dataset_scripts.sources import BadLines, InputError
+from recbole_srt.data.item_text import normalize_text
+from recbole_srt.data.tokenizer import train_tokenizer
+
+logger = logging.getLogger("dataset_scripts")
+
+
+def _normalized_items(raw_items, item_ids, text_fields):
+    """Text of the kept items, normalized; missing (or blank) values stay None."""
+    items, missing_metadata = {}, 0
+    for item in item_ids:
+        raw = raw_items.get(item)
+        if raw is None:
+            missing_metadata += 1
+            raw = {}
+        texts = {}
+        for field in text_fields:
+            value = raw.get(field)
+            value = normalize_text(value) if value is not None else ""
+            texts[field] = value or None
+        items[item] = texts
+    return items, missing_metadata
+
+
+def _write_inter(path, interactions, extra_columns):
+    frame = interactions.copy()
+    if (frame["timestamp"] % 1 == 0).all():
+        frame["timestamp"] = frame["timestamp"].astype("int64")
+    columns = ["user_id", "item_id", "timestamp", *extra_columns]
+    header = ["user_id:token", "item_id:token", "timestamp:float", *extra_columns.values()]
+    frame[columns].to_csv(path, sep="\t", index=False, header=header, lineterminator="\n")
+
+
+def _write_item(path, items, text_fields):
+    import pandas as pd
+
+    rows = {"item_id": list(items)}
+    for field in text_fields:
+        rows[field] = [items[i][field] or "" for i in items]
+    header = ["item_id:token", *(f"{f}:token" for f in text_fields)]
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False, header=header, lineterminator="\n")
+
+
+def _properties(name, final_dir, text_fields, tokenizer_path):
+    return {
+        "data_path": os.path.dirname(final_dir),
+        "dataset": name,
+        "USER_ID_FIELD": "user_id",
+        "ITEM_ID_FIELD": "item_id",
+        "TIME_FIELD": "timestamp",
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", *text_fields]},
+        "text_fields": list(text_fields),
+        "tokenizer_model": tokenizer_path,
+        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO",
+                      "mode": {"valid": "sampled10000", "test": "sampled10000"}},
+        "metrics": ["NDCG", "Hit", "MRR"],
+        "topk": [5, 10],
+        "valid_metric": "NDCG@5",
+    }
+
+
+def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kcore_k=None, sample=None, seed=2020,
+            max_bad_fraction=0.01, text_fields=None):
+    """Convert and write DIR/NAME; returns the statistics dict (also written as NAME.stats.json)."""
+    if fmt not in READERS:
+        raise InputError(f"unknown format '{fmt}'; expected one of {sorted(READERS)}")
+    if tokenizer is not None and not os.path.isfile(tokenizer):
+        raise InputError(f"--tokenizer: SentencePiece model '{tokenizer}' does not exist")
+    bad = BadLines(max_bad_fraction)
+    raw = READERS[fmt](list(inputs), bad, text_fields)
+    interactions, duplicates = deduplicate(raw.interactions)
+    n_read = len(raw.interactions)
+    if kcore_k:
+        interactions = kcore(interactions, kcore_k)
+    after_kcore = len(interactions)
+    if sample is not None:
+        interactions = sample_users(interactions, sample, seed)
+    if interactions.empty:
+        raise InputError("no interaction is left after filtering (check --kcore / --sample-users)")
+    interactions = interactions.sort_values(["user_id", "timestamp"], kind="mergesort").reset_index(drop=True)
+    item_ids = sorted(interactions["item_id"].unique())
+    items, missing_metadata = _normalized_items(raw.items, item_ids, raw.text_fields)
+
+    final_dir = os.path.abspath(os.path.join(output_dir, name))
+    tmp_dir = os.path.join(os.path.dirname(final_dir), f".{name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    os.makedirs(tmp_dir)
+    try:
+        tokenizer_info = {"source": "given", "path": os.path.abspath(tokenizer)} if tokenizer else None
+        if tokenizer is None:
+            corpus = sorted(t for item in items.values() for t in item.values() if t)
+            proto = train_tokenizer(corpus, vocab_size)
+            with open(os.path.join(tmp_dir, f"{name}.spm.model"), "wb") as f:
+                f.write(proto)
+            pieces = spm.SentencePieceProcessor(model_proto=proto).get_piece_size()
+            tokenizer_info = {"source": "trained", "path": os.path.join(final_dir, f"{name}.spm.model"),
+                              "requested_vocab_size": vocab_size, "vocab_size": pieces}
+            if pieces < vocab_size:
+                logger.warning(f"tokenizer: vocabulary reduced from {vocab_size} to {pieces}: the item text is too small")
+        _write_inter(os.path.join(tmp_dir, f"{name}.inter"), interactions, raw.extra_inter_columns)
+        _write_item(os.path.join(tmp_dir, f"{name}.item"), items, raw.text_fields)
+        growth = catalog_growth(interactions, seed)
+        growth.to_csv(os.path.join(tmp_dir, f"{name}.growth.csv"), index=False, lineterminator="\n")
+        plot_growth(growth, os.path.join(tmp_dir, f"{name}.growth.png"), f"{name}: catalog growth")
+        lengths = interactions.groupby("user_id").size().to_numpy()
+        n_users, n_items, n_inter = len(lengths), len(item_ids), len(interactions)
+        stats = {
+            "format": fmt,
+            "n_users": n_users,
+            "n_items": n_items,
+            "n_interactions": n_inter,
+            "avg_interactions_per_user": round(n_inter / n_users, 4),
+            "avg_interactions_per_item": round(n_inter / n_items, 4),
+            "items_without_text": sum(all(v is None for v in t.values()) for t in items.values()),
+            "missing_text_per_field": {f: sum(t[f] is None for t in items.values()) for f in raw.text_fields},
+            "items_without_metadata": missing_metadata,
+            "sequence_length": {"min": int(lengths.min()), "median": float(np.median(lengths)), "max": int(lengths.max())},
+            "rows_read": n_read,
+            "duplicates_removed": duplicates,
+            "kcore": {"k": kcore_k, "rows_removed": n_read - duplicates - after_kcore} if kcore_k else None,
+            "sample_users": {"size": sample, "seed": seed} if sample is not None else None,
+            "malformed_lines": bad.report(),
+            "tokenizer": tokenizer_info,
+        }
+        with open(os.path.join(tmp_dir, f"{name}.stats.json"), "w") as f:
+            json.dump(stats, f, indent=2, sort_keys=True)
+            f.write("\n")
+        properties = _properties(name, final_dir, raw.text_fields, tokenizer_info["path"])
+        with open(os.path.join(tmp_dir, f"{name}.yaml"), "w") as f:
+            f.write(f"# RecBole properties for {name}, written by dataset_scripts.\n")
+            f.write(f"# run_recbole --model=SRT --config_files={os.path.join(final_dir, name + '.yaml')}\n")
+            yaml.safe_dump(properties, f, sort_keys=False, default_flow_style=None)
+        _move_into_place(tmp_dir, final_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return stats
+
+
+def _move_into_place(tmp_dir, final_dir):
+    backup = None
+    if os.path.exists(final_dir):
+        backup = f"{tmp_dir}.old"
+        os.rename(final_dir, backup)
+    os.rename(tmp_dir, final_dir)
+    if backup:
+        shutil.rmtree(backup)
