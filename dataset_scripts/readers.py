@@ -26,22 +26,34 @@ def _parse_dict_line(line, python_literal):
         return value
 
 
-def _review_rows(path, bad, python_literal):
-    users, items, times, ratings = [], [], [], []
+def _data_lines(path, bad, encoding="utf-8"):
+    """(number, line) of the non-blank lines; once all are read, fails if too many were skipped as malformed."""
     total = 0
-    for number, line in lines(path):
-        if not line.strip():
-            continue
-        total += 1
+    for number, line in lines(path, encoding):
+        if line.strip():
+            total += 1
+            yield number, line
+    bad.seen(path, total)
+
+
+def _dict_records(path, bad, python_literal, required):
+    """(number, dict) per parsable line that has every `required` field; the others are skipped and counted."""
+    for number, line in _data_lines(path, bad):
         try:
             record = _parse_dict_line(line, python_literal)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             bad.skip(path, number, "unparsable line")
             continue
-        missing = [k for k in ("reviewerID", "asin", "unixReviewTime") if k not in record]
+        missing = [k for k in required if k not in record]
         if missing:
             bad.skip(path, number, f"missing field {missing[0]}")
             continue
+        yield number, record
+
+
+def _review_rows(path, bad, python_literal):
+    users, items, times, ratings = [], [], [], []
+    for number, record in _dict_records(path, bad, python_literal, ("reviewerID", "asin", "unixReviewTime")):
         try:
             times.append(float(record["unixReviewTime"]))
         except (TypeError, ValueError):
@@ -50,18 +62,13 @@ def _review_rows(path, bad, python_literal):
         users.append(str(record["reviewerID"]))
         items.append(str(record["asin"]))
         ratings.append(float(record.get("overall", "nan") or "nan"))
-    bad.seen(path, total)
     return pd.DataFrame({"user_id": users, "item_id": items, "timestamp": times, "rating": ratings})
 
 
 def _rating_csv_rows(path, bad, columns):
     """McAuley's ratings-only CSVs: no header, 2014 `user,item,rating,time`, 2018 `item,user,rating,time`."""
     rows = {name: [] for name in columns}
-    total = 0
-    for number, line in lines(path):
-        if not line.strip():
-            continue
-        total += 1
+    for number, line in _data_lines(path, bad):
         fields = line.split(",")
         try:
             if len(fields) != 4:
@@ -75,28 +82,12 @@ def _rating_csv_rows(path, bad, columns):
         rows["item_id"].append(values["item_id"])
         rows["rating"].append(rating)
         rows["timestamp"].append(time)
-    bad.seen(path, total)
     return pd.DataFrame(rows)[["user_id", "item_id", "timestamp", "rating"]]
 
 
 def _amazon_meta(path, bad, python_literal):
-    items = {}
-    total = 0
-    for number, line in lines(path):
-        if not line.strip():
-            continue
-        total += 1
-        try:
-            record = _parse_dict_line(line, python_literal)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            bad.skip(path, number, "unparsable line")
-            continue
-        if "asin" not in record:
-            bad.skip(path, number, "missing field asin")
-            continue
-        items[str(record["asin"])] = {f: _text_or_none(record.get(f)) for f in ("title", "brand")}
-    bad.seen(path, total)
-    return items
+    return {str(record["asin"]): {f: _text_or_none(record.get(f)) for f in ("title", "brand")}
+            for _, record in _dict_records(path, bad, python_literal, ("asin",))}
 
 
 def _text_or_none(value):
@@ -136,17 +127,12 @@ def read_amazon2018(inputs, bad, text_fields=None):
 
 def _sequence_file(path, bad):
     sequences = []
-    total = 0
-    for number, line in lines(path):
-        if not line.strip():
-            continue
-        total += 1
+    for number, line in _data_lines(path, bad):
         tokens = line.split()
         if len(tokens) < 2:
             bad.skip(path, number, "a user with no items")
             continue
         sequences.append((tokens[0], tokens[1:]))
-    bad.seen(path, total)
     return sequences
 
 
@@ -186,18 +172,14 @@ def read_sequences(inputs, bad, text_fields=None):
 
 
 def _movies(path, bad):
-    items, total = {}, 0
-    for number, line in lines(path, encoding="latin-1"):
-        if not line.strip():
-            continue
-        total += 1
+    items = {}
+    for number, line in _data_lines(path, bad, encoding="latin-1"):
         fields = line.split("::")
         if len(fields) != 3:
             bad.skip(path, number, "expected MovieID::Title::Genres")
             continue
         genres = " ".join(g for g in fields[2].split("|") if g)
         items[fields[0]] = {"title": _text_or_none(fields[1]), "genres": _text_or_none(genres)}
-    bad.seen(path, total)
     return items
 
 
@@ -207,11 +189,7 @@ def read_movielens(inputs, bad, text_fields=None):
     if os.path.basename(ratings) != "ratings.dat":
         return RawDataset(ordinal_interactions(_sequence_file(ratings, bad)), movies, ["title", "genres"])
     users, items, times, values = [], [], [], []
-    total = 0
-    for number, line in lines(ratings, encoding="latin-1"):
-        if not line.strip():
-            continue
-        total += 1
+    for number, line in _data_lines(ratings, bad, encoding="latin-1"):
         fields = line.split("::")
         try:
             if len(fields) != 4:
@@ -224,7 +202,6 @@ def read_movielens(inputs, bad, text_fields=None):
         items.append(fields[1])
         values.append(rating)
         times.append(time)
-    bad.seen(ratings, total)
     frame = pd.DataFrame({"user_id": users, "item_id": items, "timestamp": times, "rating": values})
     return RawDataset(frame, movies, ["title", "genres"], {"rating": "rating:float"})
 

@@ -230,3 +230,20 @@ def test_real_shared_datasets_reproduce_their_counts(tmp_path, fmt, folder, name
     assert os.path.getsize(tmp_path / "out" / name / f"{name}.growth.png") > 1000
     growth = pd.read_csv(tmp_path / "out" / name / f"{name}.growth.csv")
     assert growth["distinct_items"].iloc[-1] == expected[1] and growth["distinct_items"].is_monotonic_increasing
+
+
+@pytest.mark.slow
+def test_srt_trains_on_converted_beauty_with_its_yaml(tmp_path):
+    """The properties yaml written next to the data is all run_recbole needs (a 1,500-user sample of Beauty)."""
+    from recbole_srt import run_recbole
+
+    source = os.path.join(SHARED, "amazon-beauty-2014")
+    if not os.path.isdir(source):
+        pytest.fail(f"shared raw data not found at {source} (set RECBOLE_SRT_RAW_DATA)")
+    out = tmp_path / "out"
+    convert("sequences", [source], "beauty_s", out, sample=1500, seed=1, vocab_size=3000)
+    small = {"epochs": 1, "MAX_ITEM_LIST_LENGTH": 10, "hidden_size": 16, "inner_size": 32, "n_layers": 1,
+             "train_batch_size": 512, "eval_batch_size": 512, "train_neg_count": 50, "show_progress": False,
+             "state": "WARNING"}
+    result = run_recbole("SRT", "beauty_s", config_file_list=[str(out / "beauty_s" / "beauty_s.yaml")], config_dict=small)
+    assert set(result["test_result"]) >= {"ndcg@5", "hit@5"}

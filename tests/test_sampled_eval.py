@@ -77,7 +77,7 @@ def test_constant_model_gets_random_level_metrics_through_the_trainer(fast_confi
     assert result["ndcg@5"] < 0.3
 
 
-@pytest.mark.parametrize("model_name", ["SASRec", "SRT"])
+@pytest.mark.parametrize("model_name", ["SASRec", "BERT4Rec", "SRT"])
 def test_sampling_every_other_item_equals_recbole_full_sort(fast_config, model_name):
     trainer, test = evaluate(model_name, fast_config, {"valid": "full", "test": "sampled100000"})
     ours = trainer.evaluate(test, load_best_model=False)
