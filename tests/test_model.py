@@ -18,6 +18,10 @@ def test_parameter_count_does_not_depend_on_catalog_size(fast_config, tmp_path):
     assert large.n_items > small.n_items + 100
     assert count_parameters(large) == count_parameters(small)
     assert not any(p.shape[0] in (small.n_items, large.n_items) for p in large.parameters())
+    large.load_state_dict(small.state_dict())  # a model trained on one catalog scores another
+    large.eval()
+    scores = large.full_sort_predict(next(iter(build("SRT", "ml80", fast_config, tokenizer_model=str(shared))[2][2]))[0])
+    assert scores.shape[1] == large.n_items and torch.isfinite(scores[:, 1:]).all()
 
 
 def test_items_without_text_get_a_finite_learned_representation(fast_config):
