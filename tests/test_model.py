@@ -107,3 +107,12 @@ def test_item_table_is_a_device_buffer_not_a_parameter(fast_config):
     buffers = dict(model.named_buffers())
     assert "item_tokens" in buffers and "item_tokens" not in model.state_dict()
     assert buffers["item_tokens"].device.type == torch.device(fast_config.get("device", "cpu")).type
+
+
+def test_distinct_item_path_matches_the_catalog_table(fast_config):
+    _, model, _ = build("SRT", "ml40", fast_config)
+    ids = torch.tensor([[3, 5, 3], [1, 0, 7]])
+    model.train()
+    distinct = model.embed_items(ids)  # fewer ids than items: each distinct one encoded once
+    model.eval()
+    torch.testing.assert_close(distinct, model.embed_items(ids))

@@ -107,9 +107,12 @@ class SRT(SequentialRecommender):
         return super().train(mode)
 
     def embed_items(self, item_ids):
-        """Representations of `item_ids` (any shape): from the cached catalog table in eval mode, else encoding
-        each distinct item once."""
-        if not self.training:
+        """Representations of `item_ids` (any shape).
+
+        In eval mode, and whenever a batch references at least as many ids as the catalog has, rows of the whole
+        catalog table (fixed shape: no host/device sync). Otherwise each distinct id is encoded once.
+        """
+        if not self.training or item_ids.numel() >= self.n_items:
             return self.all_item_embeddings()[item_ids]
         unique, inverse = torch.unique(item_ids, return_inverse=True)
         return self.item_encoder(self.item_tokens[unique])[inverse]
@@ -132,26 +135,32 @@ class SRT(SequentialRecommender):
         return (item_seq_len.unsqueeze(1) - 1 - steps).clamp(min=0)
 
     def forward(self, item_seq, item_seq_len):
-        length = item_seq.size(1)
-        valid = torch.arange(length, device=item_seq.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
-        item_emb = self.embed_items(item_seq.masked_fill(~valid, 0))
+        return self.encode_sequence(self.embed_items(item_seq), item_seq_len)
+
+    def encode_sequence(self, item_emb, item_seq_len):
+        """item_emb [B, L, H] of a right-padded sequence -> the output at its last real position [B, H]."""
+        length = item_emb.size(1)
+        valid = torch.arange(length, device=item_emb.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
         x = item_emb + self.position_embedding(self.position_ids(item_seq_len, length))
         # Padding slots carry exact zeros and are masked as keys: they contribute nothing.
         x = self.dropout(self.LayerNorm(x)) * valid.unsqueeze(-1)
-        causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=item_seq.device))
+        causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=item_emb.device))
         allowed = causal.unsqueeze(0) & valid.unsqueeze(1)
         attention_mask = torch.where(allowed, 0.0, -10000.0).unsqueeze(1)
         output = self.trm_encoder(x, attention_mask, output_all_encoded_layers=False)[-1]
         return self.gather_indexes(output, item_seq_len - 1)
 
     def calculate_loss(self, interaction):
-        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         pos_ids = interaction[self.POS_ITEM_ID]
         batch = len(pos_ids)
         shape = (self.train_neg_count,) if self.shared_negatives else (batch, self.train_neg_count)
         neg_ids = self.negative_sampler(shape)
-        emb = self.embed_items(torch.cat([pos_ids, neg_ids.flatten()]))
-        pos_emb, neg_emb = emb[:batch], emb[batch:].view(*shape, -1)
+        # One encoding pass for the sequences' items, the positives and the negatives.
+        emb = self.embed_items(torch.cat([item_seq.flatten(), pos_ids, neg_ids.flatten()]))
+        seq_len = item_seq.numel()
+        seq_output = self.encode_sequence(emb[:seq_len].view(*item_seq.shape, -1), item_seq_len)
+        pos_emb, neg_emb = emb[seq_len : seq_len + batch], emb[seq_len + batch :].view(*shape, -1)
         return sampled_softmax_loss(
             seq_output,
             pos_emb,
