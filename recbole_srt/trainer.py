@@ -157,7 +157,7 @@ class SRTTrainer(Trainer):
             candidates, keep = sampler(phase, users, positives)
             item_ids = torch.cat([positives.unsqueeze(1), candidates], dim=1)
             scores = self.score_candidates(interaction, item_ids)
-            ranks = positive_ranks(scores, keep, tie_keys(seed, phase, users, item_ids))
+            ranks = positive_ranks(scores, keep, lambda: tie_keys(seed, phase, users, item_ids))
             self.eval_collector.data_struct.update_tensor("rec.topk", topk_hits(ranks, max_k))
         result = self.evaluator.evaluate(self.eval_collector.get_data_struct())
         self.wandblogger.log_eval_metrics(result, head="eval")

@@ -116,3 +116,24 @@ def test_distinct_item_path_matches_the_catalog_table(fast_config):
     distinct = model.embed_items(ids)  # fewer ids than items: each distinct one encoded once
     model.eval()
     torch.testing.assert_close(distinct, model.embed_items(ids))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "sum", "max"])
+def test_text_pooling_leaves_padding_out(pooling):
+    from recbole_srt.model.item_text_encoder import ItemTextEncoder
+
+    torch.manual_seed(0)
+    encoder = ItemTextEncoder(vocab_size=20, n_fields=2, token_embedding_size=4, hidden_size=3, pooling=pooling)
+    tokens = torch.tensor([[[3, 5, 0, 0], [7, 0, 0, 0]], [[2, 2, 9, 1], [0, 0, 0, 0]]])
+    table = encoder.token_embedding.weight
+    expected = []
+    for item in tokens:
+        fields = []
+        for field, ids in enumerate(item):
+            vectors = table[ids[ids > 0]]
+            if len(vectors) == 0:
+                fields.append(encoder.empty_field[field])
+            else:
+                fields.append({"mean": vectors.mean(0), "sum": vectors.sum(0), "max": vectors.max(0).values}[pooling])
+        expected.append(encoder.adapter(torch.cat(fields)))
+    torch.testing.assert_close(encoder(tokens), torch.stack(expected))

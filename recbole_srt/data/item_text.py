@@ -50,19 +50,21 @@ def item_texts(dataset, text_fields):
 
 
 def token_table(tokenizer, texts, max_tokens):
-    """LongTensor [n_items, n_fields, max_tokens] of SentencePiece ids shifted by one (0 is padding).
+    """LongTensor [n_items, n_fields, width] of SentencePiece ids shifted by one (0 is padding), where width is the
+    longest field value's length, at most `max_tokens`.
 
     Returns the table and how many field values were truncated to `max_tokens`.
     """
     n_items, n_fields = len(texts), len(texts[0])
-    table = torch.zeros(n_items, n_fields, max_tokens, dtype=torch.long)
     flat = [field_text for item in texts for field_text in item]
     encoded = tokenizer.encode(flat)
+    width = max(1, min(max_tokens, max(len(ids) for ids in encoded)))
+    table = torch.zeros(n_items, n_fields, width, dtype=torch.long)
     truncated = 0
     for index, ids in enumerate(encoded):
-        if len(ids) > max_tokens:
+        if len(ids) > width:
             truncated += 1
-            ids = ids[:max_tokens]
+            ids = ids[:width]
         if ids:
             table[index // n_fields, index % n_fields, : len(ids)] = torch.tensor(ids) + 1
     return table, truncated

@@ -14,25 +14,30 @@ _PHASE_SALT = {"valid": 0x2545F491, "test": 0x61C88647}
 _KEY_BUDGET = 2**24
 
 
-def _mul32(x, c):
-    """(x * c) mod 2**32 for x, c < 2**32 without int64 overflow."""
-    return (((((x >> 16) * c) & 0xFFFF) << 16) + (x & 0xFFFF) * c) & _M32
-
-
 def hash32(x):
-    """A bijective 32-bit integer mixer (lowbias32), on int64 tensors holding values in [0, 2**32)."""
+    """A bijective 32-bit integer mixer (Wellons' lowbias32 r2), on int64 tensors holding values in [0, 2**32).
+
+    Both multipliers are below 2**31, so every product fits in int64 and no step can overflow.
+    """
     x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
+    x = (x * 0x21F0AAAD) & _M32
     x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
-    return x ^ (x >> 16)
+    x = (x * 0x735A2D97) & _M32
+    return x ^ (x >> 15)
+
+
+def random_bits(seed, phase, users, counters):
+    """Deterministic 32-bit integers for every (user, counter) pair; users [B, 1], counters [B or 1, K].
+
+    For one user, distinct counters give distinct values (XOR with a per-user key, then a bijection).
+    """
+    user_key = hash32(hash32(torch.full_like(users, (seed * 0x9E3779B1 + _PHASE_SALT[phase]) & _M32) ^ (users & _M32)))
+    return hash32(user_key ^ (counters & _M32))
 
 
 def uniform01(seed, phase, users, counters):
-    """Deterministic U(0, 1) floats (float64) for every (user, counter) pair; users [B, 1], counters [B or 1, K]."""
-    base = hash32(torch.full_like(users, (seed * 0x9E3779B1 + _PHASE_SALT[phase]) & _M32) ^ (users & _M32))
-    bits = hash32(hash32(base ^ (counters & _M32)) ^ 0x5BD1E995)
-    return (bits.double() + 0.5) / 2**32
+    """Deterministic U(0, 1) floats (float64) for every (user, counter) pair."""
+    return (random_bits(seed, phase, users, counters).double() + 0.5) / 2**32
 
 
 class CandidateSampler:
@@ -71,12 +76,16 @@ class CandidateSampler:
 
     def _without_replacement(self, phase, users, positives):
         items = torch.arange(self.n_items, device=users.device).unsqueeze(0)
-        u = uniform01(self.seed, phase, users.unsqueeze(1), items)
-        keys = -torch.log(u)  # Exp(1): the n_neg smallest form a uniform sample without replacement
-        if self.weights is not None:
-            keys = keys / self.weights.to(keys.device)
+        if self.weights is None:
+            # Uniform: the n_neg items with the smallest (distinct) random keys.
+            keys = random_bits(self.seed, phase, users.unsqueeze(1), items)
+            excluded_key = 1 << 33
+        else:
+            # Efraimidis-Spirakis: smallest Exp(1) / weight keys give a weighted sample without replacement.
+            keys = -torch.log(uniform01(self.seed, phase, users.unsqueeze(1), items)) / self.weights.to(users.device)
+            excluded_key = float("inf")
         excluded = (items == 0) | (items == positives.unsqueeze(1))
-        keys = keys.masked_fill(excluded, float("inf"))
+        keys = keys.masked_fill(excluded, excluded_key)
         return torch.topk(keys, self.n_neg, dim=1, largest=False, sorted=False).indices
 
     def _with_replacement(self, phase, users, positives):

@@ -4,6 +4,7 @@ Its parameters depend on the token vocabulary, the number of text fields and the
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 POOLINGS = ("mean", "sum", "max")
@@ -23,14 +24,10 @@ class ItemTextEncoder(nn.Module):
 
     def forward(self, tokens):
         """tokens [..., n_fields, max_tokens] (0 = padding) -> [..., hidden_size]."""
-        mask = tokens > 0
-        emb = self.token_embedding(tokens)
-        if self.pooling == "max":
-            pooled = emb.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=-2)
-        else:
-            pooled = (emb * mask.unsqueeze(-1)).sum(dim=-2)
-            if self.pooling == "mean":
-                pooled = pooled / mask.sum(dim=-1, keepdim=True).clamp(min=1)
-        has_text = mask.any(dim=-1, keepdim=True)
+        # embedding_bag pools without materialising a vector per token; padding is left out of the reduction.
+        pooled = F.embedding_bag(tokens.reshape(-1, tokens.size(-1)), self.token_embedding.weight,
+                                 mode=self.pooling, padding_idx=0)
+        pooled = pooled.view(*tokens.shape[:-1], -1)
+        has_text = (tokens > 0).any(dim=-1, keepdim=True)
         pooled = torch.where(has_text, pooled, self.empty_field)
         return self.adapter(pooled.flatten(-2))
