@@ -1,6 +1,6 @@
 """Training cost: seconds per optimizer step of SRT-{10,100,1000} and SASRec-CE at equal sizes and batch.
 
-    python benchmarks/train_cost.py [--dataset ml-100k] [--batch 512] [--length 50] [--hidden 64] [--steps 5]
+    python benchmarks/train_cost.py [--dataset ml-100k] [--batch 512] [--length 50] [--hidden 64] [--steps 10]
 
 Each step is what the trainer does: forward, loss, backward, clipping, Adam step (anomaly mode off, fused GELU).
 Target (issue 3): SRT-1K step <= 1.5x SASRec-CE step.
@@ -51,7 +51,7 @@ def main():
     parser.add_argument("--length", type=int, default=50)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--gpu", action="store_true", help="run on cuda (default: CPU)")
     args = parser.parse_args()
 

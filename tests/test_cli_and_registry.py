@@ -40,7 +40,8 @@ def test_config_reads_plugin_defaults_and_fixes_recbole_ce_default():
     assert "movie_title" in srt["load_col"]["item"]
     sasrec = Config(model="SASRec", dataset="ml-100k")
     assert sasrec["train_neg_sample_args"]["distribution"] == "none"
-    assert sasrec["lr_schedule"] is None and sasrec["train_neg_count"] is None  # SRT keys stay SRT's
+    assert sasrec["lr_schedule"] == "constant" and sasrec["sampled_eval_args"]["replacement"] is False  # plugin overall
+    assert sasrec["train_neg_count"] is None  # SRT keys stay SRT's
     overridden = Config(model="SRT", dataset="ml-100k", config_dict={"train_neg_count": 1000})
     assert overridden["train_neg_count"] == 1000
 
