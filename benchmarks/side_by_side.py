@@ -1,6 +1,7 @@
 """Side by side (paper Table 1): SASRec, SASRec-CE, BERT4Rec and SRT-{10,100,300,1K} under one protocol.
 
-    python benchmarks/side_by_side.py --preset cpu                      # ml-100k, under an hour on 2 CPU cores
+    python benchmarks/side_by_side.py --preset cpu                      # ml-100k, about 25 minutes on 2 CPU cores
+    python benchmarks/side_by_side.py --preset cpu --models SASRec-CE SRT-100 --seeds 1 2 3   # seed spread
     python benchmarks/side_by_side.py --preset full --dataset Amazon_Beauty --data_path DIR \\
         --config_files DIR/Amazon_Beauty/Amazon_Beauty.yaml             # paper hyper-parameters, for a GPU
 
@@ -27,6 +28,7 @@ PROTOCOL = {
     "weight_decay": 1e-5,
     "learner": "adam",
     "seed": 2020,
+    "sampled_eval_args": {"distribution": "uniform", "replacement": False, "seed": 2020},  # same candidates for every seed
     "show_progress": False,
     "state": "WARNING",
 }
@@ -59,8 +61,8 @@ def parameter_counts(model):
     return total, total - embedding
 
 
-def run_one(label, model_name, extra, settings):
-    config, model, train, valid, test = prepare(model_name, settings["dataset"], {**settings, **extra})
+def run_one(label, model_name, extra, settings, seed):
+    config, model, train, valid, test = prepare(model_name, settings["dataset"], {**settings, **extra, "seed": seed})
     trainer = trainer_for(config, model, train)
     epoch_seconds, valid_scores = [], []
     train_epoch = trainer._train_epoch
@@ -77,6 +79,7 @@ def run_one(label, model_name, extra, settings):
     total, non_embedding = parameter_counts(model)
     return {
         "label": label,
+        "seed": seed,
         "model": model_name,
         "overrides": extra,
         "test": dict(test_result),
@@ -89,17 +92,37 @@ def run_one(label, model_name, extra, settings):
     }
 
 
-def bar_chart(records, path, title):
+def summarize(records):
+    """One row per model: mean and standard deviation over seeds (same candidates for every model and seed)."""
+    import statistics
+
+    rows = []
+    for label in dict.fromkeys(r["label"] for r in records):
+        runs = [r for r in records if r["label"] == label]
+        row = {"label": label, "seeds": [r["seed"] for r in runs], "params_total": runs[0]["params_total"],
+               "params_non_embedding": runs[0]["params_non_embedding"],
+               "seconds_per_epoch": statistics.mean(r["seconds_per_epoch"] for r in runs),
+               "epochs_to_best": [r["epochs_to_best"] for r in runs], "epochs_run": runs[0]["epochs_run"]}
+        for metric in ("ndcg@5", "hit@5"):
+            values = [r["test"][metric] for r in runs]
+            row[metric] = statistics.mean(values)
+            row[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def bar_chart(summary, path, title):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [r["label"] for r in records]
+    labels = [r["label"] for r in summary]
     fig, ax = plt.subplots(figsize=(9, 4))
     x = range(len(labels))
-    ax.bar([i - 0.2 for i in x], [r["test"]["ndcg@5"] for r in records], width=0.4, label="NDCG@5")
-    ax.bar([i + 0.2 for i in x], [r["test"]["hit@5"] for r in records], width=0.4, label="HIT@5")
+    for offset, metric, name in ((-0.2, "ndcg@5", "NDCG@5"), (0.2, "hit@5", "HIT@5")):
+        ax.bar([i + offset for i in x], [r[metric] for r in summary], width=0.4, label=name,
+               yerr=[r[f"{metric}_std"] for r in summary], capsize=3)
     ax.set_xticks(list(x), labels, rotation=20, ha="right")
     ax.set_title(title)
     ax.legend()
@@ -115,6 +138,7 @@ def main():
     parser.add_argument("--config_files", nargs="*", default=[], help="dataset yaml files (load_col, text_fields)")
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2020], help="one run per model and seed")
     args = parser.parse_args()
 
     settings = {**PROTOCOL, **PRESETS[args.preset]}
@@ -127,19 +151,28 @@ def main():
     records = []
     for label in args.models:
         model_name, extra = MODELS[label]
-        record = run_one(label, model_name, extra, settings)
-        records.append(record)
-        print(f"{label}: {record['test']} {record['seconds_per_epoch']:.1f}s/epoch", flush=True)
+        for seed in args.seeds:
+            record = run_one(label, model_name, extra, settings, seed)
+            records.append(record)
+            print(f"{label} seed {seed}: {record['test']} {record['seconds_per_epoch']:.1f}s/epoch", flush=True)
 
-    rows = [[r["label"], f"{r['test']['ndcg@5']:.4f}", f"{r['test']['hit@5']:.4f}", f"{r['params_total']:,}",
-             f"{r['params_non_embedding']:,}", f"{r['seconds_per_epoch']:.1f}", f"{r['epochs_to_best']}/{r['epochs_run']}"]
-            for r in records]
+    summary = summarize(records)
+    spread = len(args.seeds) > 1
+
+    def cell(row, metric):
+        return f"{row[metric]:.4f} ± {row[metric + '_std']:.4f}" if spread else f"{row[metric]:.4f}"
+
+    rows = [[r["label"], cell(r, "ndcg@5"), cell(r, "hit@5"), f"{r['params_total']:,}", f"{r['params_non_embedding']:,}",
+             f"{r['seconds_per_epoch']:.1f}", f"{','.join(map(str, r['epochs_to_best']))}/{r['epochs_run']}"]
+            for r in summary]
     header = ["model", "NDCG@5", "HIT@5", "params", "non-emb. params", "s/epoch", "best epoch/run"]
-    title = f"{settings['dataset']}, preset {args.preset}, test vs 10,000 sampled negatives"
-    name = f"side_by_side_{args.preset}_{settings['dataset']}"
+    seeds = f", seeds {' '.join(map(str, args.seeds))} (mean ± std)" if spread else f", seed {args.seeds[0]}"
+    title = f"{settings['dataset']}, preset {args.preset}, test vs 10,000 sampled negatives{seeds}"
+    name = f"side_by_side_{args.preset}_{settings['dataset']}" + (f"_{len(args.seeds)}seeds" if spread else "")
     os.makedirs(RESULTS_DIR, exist_ok=True)
-    bar_chart(records, os.path.join(RESULTS_DIR, f"{name}.png"), title)
-    write_results(name, {"settings": settings, "runs": records}, f"{title}\n\n" + markdown_table(header, rows))
+    bar_chart(summary, os.path.join(RESULTS_DIR, f"{name}.png"), title)
+    write_results(name, {"settings": settings, "runs": records, "summary": summary},
+                  f"{title}\n\n" + markdown_table(header, rows))
 
 
 if __name__ == "__main__":
