@@ -10,8 +10,11 @@ from dataset_scripts.convert import convert
 from dataset_scripts.filtering import kcore, sample_users
 from dataset_scripts.sources import InputError
 
-RAW = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets", "raw")
-SHARED = os.environ.get("RECBOLE_SRT_RAW_DATA", os.path.abspath(RAW))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The shared raw data sits beside the checkout (CI, developers) or inside it; RECBOLE_SRT_RAW_DATA overrides both.
+SHARED = os.environ.get("RECBOLE_SRT_RAW_DATA") or next(
+    (p for p in (os.path.join(REPO, "..", "shared", "datasets", "raw"), os.path.join(REPO, "shared", "datasets", "raw"))
+     if os.path.isdir(p)), os.path.join(REPO, "..", "shared", "datasets", "raw"))
 
 
 def write(path, text, encoding="utf-8"):
