@@ -18,7 +18,7 @@ def disable_anomaly_detection():
 
 
 def use_fused_gelu(model):
-    """Swap RecBole's erf-composite GELU for torch's fused one (max abs diff ~5e-7, ~1.6x faster FFN on CPU).
+    """Swap RecBole's erf-composite GELU for torch's fused one (max abs diff 1.4e-6 measured on N(0, 16) inputs; faster on CPU).
 
     Applied to every model that goes through our trainer, so benchmarks stay fair.
     """
