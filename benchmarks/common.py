@@ -7,11 +7,9 @@ import sys
 from datetime import datetime, timezone
 
 import torch
-from recbole.data import create_dataset, data_preparation
-from recbole.utils import init_logger, init_seed
 
-from recbole_srt import Config, SRTTrainer
-from recbole_srt.quick_start import build_model
+from recbole_srt import SRTTrainer
+from recbole_srt.quick_start import prepare as prepare_run
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -39,13 +37,10 @@ def machine():
 
 
 def prepare(model, dataset, config_dict):
-    """Config, model (seeded) and the three dataloaders, as run_recbole would build them."""
+    """Config, model (seeded) and the three dataloaders, exactly as run_recbole builds them."""
     sys.argv = sys.argv[:1]
-    config = Config(model=model, dataset=dataset, config_dict=config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
-    train, valid, test = data_preparation(config, create_dataset(config))
-    return config, build_model(config, train), train, valid, test
+    config, _, (train, valid, test), built = prepare_run(model, dataset, config_dict=config_dict)
+    return config, built, train, valid, test
 
 
 def trainer_for(config, model, train):

@@ -10,6 +10,7 @@ import os
 import shutil
 
 import numpy as np
+import pandas as pd
 import sentencepiece as spm
 import yaml
 
@@ -50,8 +51,6 @@ def _write_inter(path, interactions, extra_columns):
 
 
 def _write_item(path, items, text_fields):
-    import pandas as pd
-
     rows = {"item_id": list(items)}
     for field in text_fields:
         rows[field] = [items[i][field] or "" for i in items]

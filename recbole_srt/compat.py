@@ -13,14 +13,16 @@ _TRUSTED_MODULE_PREFIXES = ("recbole.", "recbole_srt.", "yaml.")
 
 
 def disable_anomaly_detection():
-    """RecBole's SINE module turns on autograd anomaly mode at import (2-3x slower steps); turn it back off."""
+    """RecBole's SINE module turns on autograd anomaly mode at import (2-3x slower steps, per the integration note);
+    turn it back off."""
     torch.autograd.set_detect_anomaly(False)
 
 
 def use_fused_gelu(model):
-    """Swap RecBole's erf-composite GELU for torch's fused one (max abs diff 1.4e-6 measured on N(0, 16) inputs; faster on CPU).
+    """Swap RecBole's erf-composite GELU for torch's fused one.
 
-    Applied to every model that goes through our trainer, so benchmarks stay fair.
+    Max abs difference 1.4e-6 on N(0, 16) inputs (measured); the integration note measured 3.35 -> 2.05 s per
+    SASRec step on a 2-core CPU. Applied to every model that goes through our trainer, so benchmarks stay fair.
     """
     for module in model.modules():
         if isinstance(module, FeedForward) and getattr(module.intermediate_act_fn, "__func__", None) is FeedForward.gelu:

@@ -33,24 +33,27 @@ def build_model(config, train_data):
     return model_class(config, train_data._dataset).to(config["device"])
 
 
+def prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
+    """Config, dataset, (train, valid, test) dataloaders and a freshly built model, as run_recbole builds them."""
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    check_dataset(config)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    dataset = create_dataset(config)
+    loaders = data_preparation(config, dataset)
+    return config, dataset, loaders, build_model(config, loaders[0])
+
+
 def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, queue=None):
     """Train, validate (early stopping on `valid_metric`), save the best checkpoint, reload it and test.
 
     Returns RecBole's result dict: best_valid_score, valid_score_bigger, best_valid_result, test_result.
     """
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    check_dataset(config)
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    config, dataset, (train_data, valid_data, test_data), model = prepare(model, dataset, config_file_list, config_dict)
     logger = getLogger()
     logger.info(sys.argv)
     logger.info(config)
-
-    dataset = create_dataset(config)
     logger.info(dataset)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-
-    model = build_model(config, train_data)
     logger.info(model)
     flops = get_flops(model, dataset, config["device"], logger, construct_transform(config))
     logger.info(set_color("FLOPs", "blue") + f": {flops}")

@@ -1,7 +1,4 @@
-from recbole.data import create_dataset, data_preparation
-
-from recbole_srt import Config
-from recbole_srt.quick_start import build_model
+from recbole_srt.quick_start import prepare
 
 ML_TEXT = {
     "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "movie_title", "class"]},
@@ -13,7 +10,5 @@ TOY_TEXT = {"load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": [
 def build(model, dataset, base, **overrides):
     """Config, dataloaders and a freshly built model for `dataset` under the test's small settings."""
     text = TOY_TEXT if dataset == "beauty_toy" else ML_TEXT
-    config = Config(model=model, dataset=dataset, config_dict={**base, **text, **overrides})
-    data = create_dataset(config)
-    train, valid, test = data_preparation(config, data)
-    return config, build_model(config, train), (train, valid, test)
+    config, _, loaders, built = prepare(model, dataset, config_dict={**base, **text, **overrides})
+    return config, built, loaders
