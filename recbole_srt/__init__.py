@@ -1,10 +1,13 @@
 """SRT (Scalable Recommendation Transformer) for RecBole.
 
-Importing the package makes 'SRT' resolvable by RecBole's own `get_model` as well as by ours.
+Importing the package makes 'SRT' resolvable by RecBole's own `get_model` as well as by ours, and installs the
+numpy aliases RecBole's metrics need (normally installed only when a Config is built, never when one is loaded).
 """
 
+from recbole_srt.compat import install_numpy_aliases
 from recbole_srt.utils import register_models
 
+install_numpy_aliases()
 register_models()
 
 from recbole_srt.config import Config  # noqa: E402

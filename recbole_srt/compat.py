@@ -1,15 +1,28 @@
 """Fixes for RecBole 1.2.1 on current PyTorch, applied from our side without touching RecBole's files."""
 
+import contextlib
 import importlib
 import inspect
 import pickle
-from enum import Enum
 
 import torch
 import torch.nn.functional as F
+from recbole.config import Config as RecBoleConfig
 from recbole.model.layers import FeedForward
 
-_TRUSTED_MODULE_PREFIXES = ("recbole.", "recbole_srt.", "yaml.")
+# Packages whose classes a RecBole checkpoint legitimately holds (configs, enums, models and their layers, datasets
+# that feature-aware layers keep). Their classes are rebuilt from plain attributes; none defines __setstate__.
+_TRUSTED_CLASS_PACKAGES = ("recbole.", "recbole_srt.", "torch.nn.modules.")
+# Plain data: numpy arrays, scalars and dtypes (numpy's own reconstruction functions) and a pickled logger, which
+# pickles as getLogger(name). Every other function is refused.
+_TRUSTED_FUNCTIONS = {
+    "numpy.core.multiarray._reconstruct",
+    "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray._reconstruct",  # the same two under numpy 2
+    "numpy._core.multiarray.scalar",
+    "logging.getLogger",
+}
+_TRUSTED_NUMPY_CLASSES = {"numpy.ndarray", "numpy.dtype"}
 
 
 def disable_anomaly_detection():
@@ -34,41 +47,78 @@ def save_checkpoint(state, path):
     torch.save(state, path, pickle_protocol=2)
 
 
-def _trusted_global(name):
+def install_numpy_aliases():
+    """RecBole 1.2.1's metrics use `np.float` & co., which only RecBole's `Config.__init__` installs; a Config
+    unpickled from a checkpoint never runs it, so a fresh process that only loads a model would crash. The three
+    names numpy 2 removed are defined first, so RecBole's own aliasing also works there."""
+    import numpy as np
+
+    for removed, current in (("float_", "float64"), ("complex_", "complex128"), ("unicode_", "str_")):
+        if not hasattr(np, removed):
+            setattr(np, removed, getattr(np, current))
+    RecBoleConfig.compatibility_settings(None)
+
+
+def _resolve(name):
     module_name, _, attr = name.rpartition(".")
-    if not name.startswith(_TRUSTED_MODULE_PREFIXES):
-        return None
     try:
-        obj = getattr(importlib.import_module(module_name), attr)
+        return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError):
         return None
+
+
+def _trusted_global(name):
+    """The object for a global a checkpoint may hold, or None: classes of RecBole, recbole-srt and torch.nn, numpy's
+    data types, yaml's FullLoader (stored inside Config), and the few plain-data functions above."""
+    if name in _TRUSTED_FUNCTIONS:
+        return _resolve(name)
+    obj = _resolve(name)
     if not inspect.isclass(obj):
         return None
-    from recbole.config import Config
-    from recbole.model.abstract_recommender import AbstractRecommender
-
-    if issubclass(obj, (Config, Enum, AbstractRecommender)) or name == "yaml.loader.FullLoader":
+    if name in _TRUSTED_NUMPY_CLASSES or name.startswith("numpy.dtypes.") or name == "yaml.loader.FullLoader":
         return obj
+    if name.startswith(_TRUSTED_CLASS_PACKAGES) and obj.__module__.startswith(_TRUSTED_CLASS_PACKAGES):
+        # nn.Module's __setstate__ only restores attributes; any other class must not run code when rebuilt.
+        if issubclass(obj, torch.nn.Module) or _defines_no_setstate(obj):
+            return obj
     return None
 
 
-def load_checkpoint(path, device):
-    """Load a RecBole/recbole-srt checkpoint with torch's weights-only unpickler.
+def _defines_no_setstate(cls):
+    return all("__setstate__" not in vars(base) for base in cls.__mro__ if base is not object)
 
-    Only the globals such a checkpoint legitimately holds are allowed, and only for this call: Config classes,
-    RecBole enums, recommender classes and yaml's FullLoader (stored inside Config). Anything else is refused.
-    """
+
+@contextlib.contextmanager
+def trusted_checkpoint_globals(path):
+    """Within this block, torch's weights-only unpickler accepts the globals of checkpoint `path` that a RecBole
+    checkpoint legitimately holds: classes of RecBole, recbole-srt and torch.nn, numpy arrays and dtypes, yaml's
+    FullLoader. Any other global is refused, naming it, before anything is unpickled."""
     path = str(path)
-    if not hasattr(torch.serialization, "safe_globals"):
-        return torch.load(path, map_location=device)
     allowed = []
     for name in torch.serialization.get_unsafe_globals_in_checkpoint(path):
         obj = _trusted_global(name)
         if obj is None:
             raise pickle.UnpicklingError(
-                f"checkpoint {path} holds the global '{name}', which is not a RecBole config, enum or model class; "
-                "refusing to unpickle it"
+                f"checkpoint {path} holds the global '{name}', which is not a class of RecBole, recbole-srt or "
+                "torch.nn nor numpy data; refusing to unpickle it"
             )
         allowed.append(obj)
+        if name == "numpy.dtype":
+            allowed += _numpy_dtype_classes()
     with torch.serialization.safe_globals(allowed):
-        return torch.load(path, map_location=device, weights_only=True)
+        yield
+
+
+def _numpy_dtype_classes():
+    """A pickled dtype is rebuilt as an instance of its class in `numpy.dtypes` (StrDType, Float64DType, ...), which
+    the checkpoint never names as a global."""
+    import numpy as np
+
+    return [cls for cls in vars(np.dtypes).values() if inspect.isclass(cls) and issubclass(cls, np.dtype)]
+
+
+def load_checkpoint(path, device):
+    """Load a RecBole/recbole-srt checkpoint with torch's weights-only unpickler, trusting only what
+    `trusted_checkpoint_globals` allows, for this call only."""
+    with trusted_checkpoint_globals(path):
+        return torch.load(str(path), map_location=device, weights_only=True)

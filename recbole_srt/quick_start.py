@@ -3,6 +3,7 @@
 It does not import `recbole.quick_start` (which pulls in ray and pkg_resources).
 """
 
+import contextlib
 import os
 import sys
 from logging import getLogger
@@ -11,7 +12,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.data.transform import construct_transform
 from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
 
-from recbole_srt.compat import disable_anomaly_detection, load_checkpoint
+from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, trusted_checkpoint_globals
 from recbole_srt.config import Config
 from recbole_srt.utils import get_model, get_trainer
 
@@ -30,7 +31,23 @@ def build_model(config, train_data):
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model_class = get_model(config["model"])
     disable_anomaly_detection()
-    return model_class(config, train_data._dataset).to(config["device"])
+    # Models that load a pre-trained checkpoint while they are built (S3Rec's fine-tuning stage) use plain
+    # torch.load, weights-only on current torch: let it read what a RecBole checkpoint legitimately holds.
+    pretrained = config["pre_model_path"] if "pre_model_path" in config else None
+    with trusted_checkpoint_globals(pretrained) if pretrained else contextlib.nullcontext():
+        model = model_class(config, train_data._dataset)
+    return model.to(config["device"])
+
+
+def log_flops(model, dataset, config, logger):
+    """RecBole's FLOPs count traces `predict`, which some models refuse (SASRecCPR, GRU4RecCPR); log why instead of
+    failing the run, as the count is informational."""
+    try:
+        flops = get_flops(model, dataset, config["device"], logger, construct_transform(config))
+    except Exception as error:  # any failure inside a model's traced predict()
+        logger.warning(f"FLOPs not counted: {type(model).__name__}.predict failed under tracing ({error!r})")
+        return
+    logger.info(set_color("FLOPs", "blue") + f": {flops}")
 
 
 def prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
@@ -55,8 +72,7 @@ def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=Non
     logger.info(config)
     logger.info(dataset)
     logger.info(model)
-    flops = get_flops(model, dataset, config["device"], logger, construct_transform(config))
-    logger.info(set_color("FLOPs", "blue") + f": {flops}")
+    log_flops(model, dataset, config, logger)
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     best_valid_score, best_valid_result = trainer.fit(

@@ -1,4 +1,7 @@
-"""RecBole's Trainer with what SRT and fair side-by-side runs need, for every sequential model."""
+"""What SRT and fair side-by-side runs need, added on top of RecBole's trainer for every sequential model."""
+
+import os
+import uuid
 
 import torch
 from recbole.data.dataloader import FullSortEvalDataLoader
@@ -13,14 +16,19 @@ from recbole_srt.evaluation.ranking import positive_ranks, tie_keys, topk_hits
 from recbole_srt.lr_schedule import build_scheduler
 
 
-class SRTTrainer(Trainer):
+class SRTTrainerMixin:
     """Adds the one-cycle LR schedule (stepped after every optimizer step, saved with checkpoints), gradient clipping
-    from `max_grad_norm`, checkpoints that load under torch's weights-only unpickler, and `sampledN` evaluation."""
+    from `max_grad_norm`, checkpoints that load under torch's weights-only unpickler, and `sampledN` evaluation, to
+    RecBole's `Trainer` or to a model's own trainer (S3Rec's), whose behaviour is otherwise kept."""
 
     def __init__(self, config, model):
         disable_anomaly_detection()
         use_fused_gelu(model)
         super().__init__(config, model)
+        # RecBole names checkpoints MODEL-<time to the second>.pth: two runs started in the same second (parallel
+        # benchmark processes) would write one file. A random suffix keeps them apart.
+        root, ext = os.path.splitext(self.saved_model_file)
+        self.saved_model_file = f"{root}-{uuid.uuid4().hex[:6]}{ext}"
         if config["max_grad_norm"] and not self.clip_grad_norm:
             self.clip_grad_norm = {"max_norm": config["max_grad_norm"]}
         self.lr_schedule = config["lr_schedule"] or "constant"
@@ -29,8 +37,14 @@ class SRTTrainer(Trainer):
         self.train_item_counts = None
         self._candidate_samplers = {}
 
-    def _build_lr_scheduler(self, steps_per_epoch):
-        self.lr_scheduler = build_scheduler(self.lr_schedule, self.optimizer, self.epochs * steps_per_epoch)
+    def _scheduled_epochs(self):
+        """A pre-training stage (PretrainTrainer's) runs `pretrain_epochs`, not `epochs`."""
+        if getattr(self.model, "train_stage", None) == "pretrain" and hasattr(self, "pretrain_epochs"):
+            return self.pretrain_epochs
+        return self.epochs
+
+    def _build_lr_scheduler(self, total_steps):
+        self.lr_scheduler = build_scheduler(self.lr_schedule, self.optimizer, total_steps)
         if self.lr_scheduler is None:
             return
         if self._resumed_scheduler_state is not None:
@@ -42,7 +56,7 @@ class SRTTrainer(Trainer):
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         if self.lr_scheduler is None:
-            self._build_lr_scheduler(len(train_data))
+            self._build_lr_scheduler(len(train_data) * self._scheduled_epochs())
         self.set_train_item_counts(train_data)
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
@@ -63,6 +77,11 @@ class SRTTrainer(Trainer):
         save_checkpoint(state, saved_model_file)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+    def save_pretrained_model(self, epoch, saved_model_file):
+        """PretrainTrainer's pre-training snapshots, in the same loadable format as every other checkpoint."""
+        self._save_checkpoint(epoch, verbose=False, saved_model_file=saved_model_file)
+        self.saved_model_file = saved_model_file
 
     def resume_checkpoint(self, resume_file):
         checkpoint = load_checkpoint(resume_file, self.device)
@@ -162,3 +181,19 @@ class SRTTrainer(Trainer):
         result = self.evaluator.evaluate(self.eval_collector.get_data_struct())
         self.wandblogger.log_eval_metrics(result, head="eval")
         return result
+
+
+class SRTTrainer(SRTTrainerMixin, Trainer):
+    """RecBole's Trainer with the additions above: what every sequential model without a trainer of its own gets."""
+
+
+_TRAINERS = {Trainer: SRTTrainer}
+
+
+def with_plugin_additions(recbole_trainer):
+    """The trainer a sequential model gets: RecBole's choice for it (S3Rec's own, or the plain Trainer), extended."""
+    if recbole_trainer not in _TRAINERS:
+        _TRAINERS[recbole_trainer] = type(
+            recbole_trainer.__name__, (SRTTrainerMixin, recbole_trainer), {"__doc__": recbole_trainer.__doc__}
+        )
+    return _TRAINERS[recbole_trainer]

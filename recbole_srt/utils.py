@@ -40,9 +40,11 @@ def get_model(model_name):
 
 
 def get_trainer(model_type, model_name):
-    """Every sequential model gets our trainer (one-cycle LR, sampled evaluation, safe checkpoints)."""
+    """RecBole's trainer for the model; for sequential models extended with ours (one-cycle LR, sampled evaluation,
+    safe checkpoints), keeping a model-specific trainer (S3Rec's pre-training) as RecBole would pick it."""
+    trainer = recbole_get_trainer(model_type, model_name)
     if model_type == ModelType.SEQUENTIAL:
-        from recbole_srt.trainer import SRTTrainer
+        from recbole_srt.trainer import with_plugin_additions
 
-        return SRTTrainer
-    return recbole_get_trainer(model_type, model_name)
+        return with_plugin_additions(trainer)
+    return trainer
