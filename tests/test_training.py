@@ -83,6 +83,24 @@ def test_foreign_globals_in_a_checkpoint_are_refused(tmp_path):
         load_checkpoint(path, "cpu")
 
 
+def test_numpy_data_loads_but_functions_are_refused_even_from_trusted_packages(tmp_path):
+    import os
+
+    import numpy as np
+    from recbole.utils import init_seed
+
+    data = tmp_path / "numpy.pth"
+    save_checkpoint({"array": np.arange(3), "words": np.array(["ab", "c"]), "scalar": np.float64(2.5)}, data)
+    loaded = load_checkpoint(data, "cpu")
+    assert loaded["array"].tolist() == [0, 1, 2] and loaded["words"].dtype == np.dtype("<U2")
+    assert loaded["scalar"] == 2.5
+    for function, name in ((os.system, "system"), (init_seed, "init_seed")):
+        path = tmp_path / f"{name}.pth"
+        save_checkpoint({"config": function}, path)
+        with pytest.raises(pickle.UnpicklingError, match=name):
+            load_checkpoint(path, "cpu")
+
+
 @pytest.mark.parametrize("model_name", ["SASRec", "BERT4Rec"])
 def test_recbole_models_run_through_the_same_pipeline(fast_config, model_name):
     overrides = {k: v for k, v in fast_config.items() if k not in ("train_neg_count",)}
