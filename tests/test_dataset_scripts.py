@@ -10,11 +10,7 @@ from dataset_scripts.convert import convert
 from dataset_scripts.filtering import kcore, sample_users
 from dataset_scripts.sources import InputError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The shared raw data sits beside the checkout (CI, developers) or inside it; RECBOLE_SRT_RAW_DATA overrides both.
-SHARED = os.environ.get("RECBOLE_SRT_RAW_DATA") or next(
-    (p for p in (os.path.join(REPO, "..", "shared", "datasets", "raw"), os.path.join(REPO, "shared", "datasets", "raw"))
-     if os.path.isdir(p)), os.path.join(REPO, "..", "shared", "datasets", "raw"))
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
 
 def write(path, text, encoding="utf-8"):
@@ -219,15 +215,13 @@ def test_shared_tokenizer_is_reused_not_retrained(amazon2014, tmp_path):
     assert not os.path.exists(tmp_path / "out" / "second" / "second.spm.model")
 
 
-@pytest.mark.slow
+@pytest.mark.shared_data
 @pytest.mark.parametrize("fmt, folder, name, expected", [
     ("sequences", "amazon-beauty-2014", "Amazon_Beauty", (22363, 12101, 198502)),
     ("movielens", "movielens-1m", "ml-1m", (6040, 3706, 1000209)),
 ])
-def test_real_shared_datasets_reproduce_their_counts(tmp_path, fmt, folder, name, expected):
-    source = os.path.join(SHARED, folder)
-    if not os.path.isdir(source):
-        pytest.fail(f"shared raw data not found at {source} (set RECBOLE_SRT_RAW_DATA)")
+def test_real_shared_datasets_reproduce_their_counts(shared_raw, tmp_path, fmt, folder, name, expected):
+    source = os.path.join(shared_raw, folder)
     stats = convert(fmt, [source], name, tmp_path / "out", seed=1)
     assert (stats["n_users"], stats["n_items"], stats["n_interactions"]) == expected
     assert os.path.getsize(tmp_path / "out" / name / f"{name}.growth.png") > 1000
@@ -235,18 +229,31 @@ def test_real_shared_datasets_reproduce_their_counts(tmp_path, fmt, folder, name
     assert growth["distinct_items"].iloc[-1] == expected[1] and growth["distinct_items"].is_monotonic_increasing
 
 
-@pytest.mark.slow
-def test_srt_trains_on_converted_beauty_with_its_yaml(tmp_path):
-    """The properties yaml written next to the data is all run_recbole needs (a 1,500-user sample of Beauty)."""
+def train_one_epoch_from_yaml(out, name):
     from recbole_srt import run_recbole
 
-    source = os.path.join(SHARED, "amazon-beauty-2014")
-    if not os.path.isdir(source):
-        pytest.fail(f"shared raw data not found at {source} (set RECBOLE_SRT_RAW_DATA)")
-    out = tmp_path / "out"
-    convert("sequences", [source], "beauty_s", out, sample=1500, seed=1, vocab_size=3000)
     small = {"epochs": 1, "MAX_ITEM_LIST_LENGTH": 10, "hidden_size": 16, "inner_size": 32, "n_layers": 1,
              "train_batch_size": 512, "eval_batch_size": 512, "train_neg_count": 50, "show_progress": False,
              "state": "WARNING"}
-    result = run_recbole("SRT", "beauty_s", config_file_list=[str(out / "beauty_s" / "beauty_s.yaml")], config_dict=small)
+    result = run_recbole("SRT", name, config_file_list=[str(out / name / f"{name}.yaml")], config_dict=small)
     assert set(result["test_result"]) >= {"ndcg@5", "hit@5"}
+
+
+def test_committed_real_beauty_sample_converts_and_trains(tmp_path):
+    """Real Amazon text and sequences shipped with the tests (tests/fixtures): the yaml written next to the data is
+    all run_recbole needs."""
+    out = tmp_path / "out"
+    stats = convert("sequences", [os.path.join(FIXTURES, "amazon-beauty-sample")], "beauty_fx", out, vocab_size=2000)
+    assert (stats["n_users"], stats["n_items"], stats["n_interactions"]) == (300, 2795, 4161)
+    items = read_item(out, "beauty_fx")
+    assert (items["title:token"] == "").sum() == 3
+    train_one_epoch_from_yaml(out, "beauty_fx")
+
+
+@pytest.mark.shared_data
+def test_srt_trains_on_converted_beauty_with_its_yaml(shared_raw, tmp_path):
+    """The same on a 1,500-user sample of the whole shared Beauty data."""
+    out = tmp_path / "out"
+    convert("sequences", [os.path.join(shared_raw, "amazon-beauty-2014")], "beauty_s", out, sample=1500, seed=1,
+            vocab_size=3000)
+    train_one_epoch_from_yaml(out, "beauty_s")
