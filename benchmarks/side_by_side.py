@@ -35,11 +35,10 @@ PROTOCOL = {
 PRESETS = {
     "cpu": {"dataset": "ml-100k", "epochs": 10, "stopping_step": 10, "learning_rate": 0.002, "train_batch_size": 512,
             "eval_batch_size": 1024, "MAX_ITEM_LIST_LENGTH": 20, "hidden_size": 64, "inner_size": 128, "n_layers": 2,
-            "n_heads": 2, "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2, "gpu_id": ""},
+            "n_heads": 2, "gpu_id": ""},
     "full": {"dataset": "Amazon_Beauty", "epochs": 50, "stopping_step": 10, "learning_rate": 0.0001,
              "train_batch_size": 256, "eval_batch_size": 512, "MAX_ITEM_LIST_LENGTH": 50, "hidden_size": 64,
-             "inner_size": 256, "n_layers": 2, "n_heads": 2, "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2,
-             "gpu_id": "0"},
+             "inner_size": 256, "n_layers": 2, "n_heads": 2, "gpu_id": "0"},
 }
 MODELS = {
     "SASRec (BPR, 1 neg)": ("SASRec", {"loss_type": "BPR", "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}}),
@@ -61,7 +60,14 @@ def parameter_counts(model):
     return total, total - embedding
 
 
-def run_one(label, model_name, extra, settings, seed):
+class TimeLimitReached(Exception):
+    """Raised between epochs once a run's time limit has passed; the best checkpoint so far is then tested."""
+
+
+def run_one(label, model_name, extra, settings, seed, time_limit=None):
+    """Train with early stopping (stopping at the first epoch end past `time_limit` seconds, if given), then test
+    the best checkpoint."""
+    started = time.perf_counter()
     config, model, train, valid, test = prepare(model_name, settings["dataset"], {**settings, **extra, "seed": seed})
     trainer = trainer_for(config, model, train)
     epoch_seconds, valid_scores = [], []
@@ -73,8 +79,17 @@ def run_one(label, model_name, extra, settings, seed):
         epoch_seconds.append(time.perf_counter() - start)
         return loss
 
+    def after_epoch(epoch, score):
+        valid_scores.append(score)
+        if time_limit is not None and time.perf_counter() - started > time_limit:
+            raise TimeLimitReached
+
     trainer._train_epoch = timed_train_epoch
-    trainer.fit(train, valid, saved=True, verbose=False, callback_fn=lambda epoch, score: valid_scores.append(score))
+    stopped = "early stopping or max epochs"
+    try:
+        trainer.fit(train, valid, saved=True, verbose=False, callback_fn=after_epoch)
+    except TimeLimitReached:
+        stopped = f"time limit ({time_limit} s)"
     test_result = trainer.evaluate(test, load_best_model=True)
     total, non_embedding = parameter_counts(model)
     return {
@@ -85,6 +100,7 @@ def run_one(label, model_name, extra, settings, seed):
         "test": dict(test_result),
         "best_valid_ndcg@5": max(valid_scores),
         "epochs_run": len(epoch_seconds),
+        "stopped_by": stopped,
         "epochs_to_best": valid_scores.index(max(valid_scores)) + 1,
         "seconds_per_epoch": sum(epoch_seconds) / len(epoch_seconds),
         "params_total": total,

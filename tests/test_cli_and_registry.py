@@ -1,3 +1,4 @@
+import importlib.resources
 import os
 import subprocess
 import sys
@@ -44,6 +45,17 @@ def test_config_reads_plugin_defaults_and_fixes_recbole_ce_default():
     assert sasrec["train_neg_count"] is None  # SRT keys stay SRT's
     overridden = Config(model="SRT", dataset="ml-100k", config_dict={"train_neg_count": 1000})
     assert overridden["train_neg_count"] == 1000
+
+
+def test_paper_preset_keeps_the_paper_settings_over_the_measured_defaults():
+    from recbole_srt.config import properties_dir
+
+    default = Config(model="SRT", dataset="ml-100k")
+    assert (default["text_pooling"], default["hidden_dropout_prob"]) == ("sum", 0.5)
+    with importlib.resources.as_file(properties_dir() / "presets" / "srt-paper.yaml") as preset:
+        paper = Config(model="SRT", dataset="ml-100k", config_file_list=[str(preset)])
+    assert (paper["text_pooling"], paper["hidden_dropout_prob"], paper["attn_dropout_prob"]) == ("mean", 0.2, 0.2)
+    assert (paper["learning_rate"], paper["epochs"], paper["max_grad_norm"]) == (0.0001, 50, 1.0)
 
 
 def test_cli_errors_exit_nonzero_with_a_message(data_root, capsys):

@@ -118,19 +118,24 @@ def test_distinct_item_path_matches_the_catalog_table(fast_config):
     torch.testing.assert_close(distinct, model.embed_items(ids))
 
 
+@pytest.mark.parametrize("per_field_tables", [False, True])
 @pytest.mark.parametrize("pooling", ["mean", "sum", "max"])
-def test_text_pooling_leaves_padding_out(pooling):
+def test_text_pooling_leaves_padding_out(pooling, per_field_tables):
     from recbole_srt.model.item_text_encoder import ItemTextEncoder
 
     torch.manual_seed(0)
-    encoder = ItemTextEncoder(vocab_size=20, n_fields=2, token_embedding_size=4, hidden_size=3, pooling=pooling)
+    encoder = ItemTextEncoder(vocab_size=20, n_fields=2, token_embedding_size=4, hidden_size=3, pooling=pooling,
+                              per_field_tables=per_field_tables)
     tokens = torch.tensor([[[3, 5, 0, 0], [7, 0, 0, 0]], [[2, 2, 9, 1], [0, 0, 0, 0]]])
-    table = encoder.token_embedding.weight
+    weight = encoder.token_embedding.weight
+    # Per-field tables: the same piece id in two fields has two independent vectors.
+    tables = weight.view(2, 21, 4) if per_field_tables else weight.unsqueeze(0).expand(2, -1, -1)
+    assert len(weight) == (42 if per_field_tables else 21)
     expected = []
     for item in tokens:
         fields = []
         for field, ids in enumerate(item):
-            vectors = table[ids[ids > 0]]
+            vectors = tables[field][ids[ids > 0]]
             if len(vectors) == 0:
                 fields.append(encoder.empty_field[field])
             else:

@@ -7,14 +7,22 @@ import torch
 from recbole.utils import FeatureSource, FeatureType
 
 _SPACES = re.compile(r"\s+")
+_WORDS = re.compile(r"\w+")
+TEXT_NORMALIZATIONS = ("plain", "words")
 
 
-def normalize_text(text):
-    """The tokenizer's input form: HTML entities decoded, whitespace collapsed, lower case."""
-    return _SPACES.sub(" ", html.unescape(text)).strip().lower()
+def normalize_text(text, mode="plain"):
+    """The tokenizer's input form: HTML entities decoded, whitespace collapsed, lower case; with mode 'words' only
+    the `\\w+` words are kept (punctuation dropped, as the SRT authors' pipeline does)."""
+    text = html.unescape(text).lower()
+    if mode == "words":
+        return " ".join(_WORDS.findall(text))
+    if mode != "plain":
+        raise ValueError(f"text_normalization must be one of {TEXT_NORMALIZATIONS}, got '{mode}'")
+    return _SPACES.sub(" ", text).strip()
 
 
-def item_texts(dataset, text_fields):
+def item_texts(dataset, text_fields, normalization="plain"):
     """Per item id (row 0 is RecBole's padding item), one normalized string per text field ('' when missing).
 
     Plain-string fields (`title:token`) and whitespace-split ones (`title:token_seq`, RecBole's pre-tokenised
@@ -45,7 +53,7 @@ def item_texts(dataset, text_fields):
             texts = ["" if i == 0 else vocab[i] for i in values]
         else:
             texts = [" ".join(vocab[i] for i in row if i != 0) for row in values]
-        columns.append([normalize_text(t) for t in texts])
+        columns.append([normalize_text(t, normalization) for t in texts])
     return [list(item) for item in zip(*columns)]
 
 

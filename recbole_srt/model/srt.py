@@ -42,7 +42,7 @@ class SRT(SequentialRecommender):
         text_fields = config["text_fields"]
         if isinstance(text_fields, str):
             text_fields = [text_fields]
-        texts = item_texts(dataset, text_fields)
+        texts = item_texts(dataset, text_fields, config["text_normalization"])
         corpus = [t for item in texts[1:] for t in item]
         tokenizer, self.tokenizer_proto = load_tokenizer(config, corpus)
         tokens, truncated = token_table(tokenizer, texts, config["max_text_tokens"])
@@ -60,6 +60,7 @@ class SRT(SequentialRecommender):
             token_embedding_size=config["token_embedding_size"] or self.hidden_size,
             hidden_size=self.hidden_size,
             pooling=config["text_pooling"],
+            per_field_tables=config["per_field_token_tables"],
         )
         self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
         self.trm_encoder = TransformerEncoder(

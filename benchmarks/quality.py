@@ -1,0 +1,175 @@
+"""Ranking quality trained to convergence, and SRT ablations, over several datasets (issue: SRT vs SASRec-CE).
+
+    python benchmarks/quality.py run --datasets ml-100k Amazon_Office --data_path data \\
+        --models SASRec-CE SRT-100 SRT-1K --seeds 1 2 --results benchmarks/results/quality_cpu.jsonl
+    python benchmarks/quality.py run --datasets Amazon_Office --data_path data --models SRT-1K \\
+        --variants mean_pooling sum_pooling --results benchmarks/results/ablations_cpu.jsonl
+    python benchmarks/quality.py table --results benchmarks/results/quality_*.jsonl --output benchmarks/results/quality.md
+
+`run` trains every (dataset, model, variant, seed) of the grid with early stopping on validation NDCG@5 (up to
+`--max_epochs`, patience `--stopping_step`), tests the best checkpoint against 10,000 sampled negatives that are the
+same for every run, and appends one JSON line per run as soon as it finishes: an interrupted sweep resumes where it
+stopped (runs already in the file are skipped). `table` writes the markdown summary (mean ± std over seeds) beside
+the JSONL. Datasets other than RecBole's shipped ml-100k are read from `--data_path/NAME/NAME.yaml`, as written by
+`python -m dataset_scripts`.
+"""
+
+import argparse
+import json
+import os
+import statistics
+
+import yaml
+
+from common import machine, markdown_table
+from side_by_side import MODELS, PROTOCOL, run_one
+
+# The budget every model gets (SASRec-CE and SRT alike; dropout and other model settings are each model's defaults).
+# 'fast' converges within minutes per run on a 2-core CPU for the small datasets; 'paper' is paper §4.2's.
+BUDGETS = {
+    "fast": {"learning_rate": 0.002, "train_batch_size": 512, "eval_batch_size": 1024, "MAX_ITEM_LIST_LENGTH": 20,
+             "hidden_size": 64, "inner_size": 128, "n_layers": 2, "n_heads": 2},
+    "paper": {"learning_rate": 0.0001, "train_batch_size": 256, "eval_batch_size": 1024, "MAX_ITEM_LIST_LENGTH": 50,
+              "hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2},
+}
+ML100K_TEXT = {
+    "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "movie_title", "class"]},
+    "text_fields": ["movie_title", "class"],
+}
+# SRT ablations: one change each against the current defaults (properties/model/SRT.yaml).
+VARIANTS = {
+    "default": {},
+    "mean_pooling": {"text_pooling": "mean"},
+    "sum_pooling": {"text_pooling": "sum"},
+    "max_pooling": {"text_pooling": "max"},
+    "shared_token_table": {"per_field_token_tables": False},
+    "per_field_token_tables": {"per_field_token_tables": True},
+    "word_normalization": {"text_normalization": "words"},
+    "plain_normalization": {"text_normalization": "plain"},
+    "dropout_0.5": {"hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5},
+    "dropout_0.2": {"hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2},
+    "per_sequence_negatives": {"shared_negatives": False},
+    "shared_negatives": {"shared_negatives": True},
+    "token_embedding_128": {"token_embedding_size": 128},
+    "lr_0.0005": {"learning_rate": 0.0005},
+    "lr_0.005": {"learning_rate": 0.005},
+    "temperature_0.5": {"temperature": 0.5},
+    "popularity_alpha_0.5": {"popularity_alpha": 0.5},
+    "uniform_negatives": {"neg_sampling_distribution": "uniform"},
+    "no_logq": {"logq_correction": False},
+}
+
+
+def variant_overrides(variant):
+    """'a+b' combines variants a and b (later ones win)."""
+    overrides = {}
+    for name in variant.split("+"):
+        if name not in VARIANTS:
+            raise SystemExit(f"unknown variant '{name}' in '{variant}'; known: {', '.join(VARIANTS)}")
+        overrides.update(VARIANTS[name])
+    return overrides
+
+
+def dataset_settings(name, data_path):
+    if name == "ml-100k":
+        return {"dataset": name, **ML100K_TEXT}
+    path = os.path.join(data_path, name, f"{name}.yaml")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"dataset '{name}': no {path} (convert it with `python -m dataset_scripts`)")
+    with open(path) as f:
+        settings = yaml.safe_load(f)
+    settings["data_path"] = data_path
+    return settings
+
+
+def read_results(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def run(args):
+    done = {(r["dataset"], r["label"], r["variant"], r["seed"]) for r in read_results(args.results)}
+    os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+    for dataset in args.datasets:
+        base = {**PROTOCOL, **BUDGETS[args.budget], **dataset_settings(dataset, args.data_path),
+                "epochs": args.max_epochs, "stopping_step": args.stopping_step, "gpu_id": args.gpu_id}
+        for label in args.models:
+            model_name, extra = MODELS[label]
+            variants = args.variants if model_name == "SRT" else ["default"]
+            for variant in variants:
+                for seed in args.seeds:
+                    if (dataset, label, variant, seed) in done:
+                        continue
+                    overrides = {**extra, **variant_overrides(variant)}
+                    record = run_one(label, model_name, overrides, base, seed, time_limit=args.time_limit)
+                    record.update(dataset=dataset, variant=variant, budget=args.budget, settings=base,
+                                  machine=machine())
+                    with open(args.results, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                    print(f"{dataset} {label} {variant} seed {seed}: ndcg@5 {record['test']['ndcg@5']:.4f} "
+                          f"best epoch {record['epochs_to_best']}/{record['epochs_run']} "
+                          f"{record['seconds_per_epoch']:.1f}s/epoch", flush=True)
+
+
+def cell(values):
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def table(args):
+    records = [r for path in args.results for r in read_results(path)]
+    if not records:
+        raise SystemExit(f"no results in {' '.join(args.results)}")
+    rows = []
+    groups = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["label"], r["variant"]), []).append(r)
+    order = list(MODELS)
+    for (dataset, label, variant), runs in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], kv[0][2] != "default", kv[0][2], order.index(kv[0][1]))):
+        rows.append([dataset, label, variant, len(runs), cell([r["test"]["ndcg@5"] for r in runs]),
+                     cell([r["test"]["hit@5"] for r in runs]), cell([r["best_valid_ndcg@5"] for r in runs]),
+                     ",".join(f"{r['epochs_to_best']}/{r['epochs_run']}" + ("*" if r["stopped_by"].startswith("time")
+                                                                             else "") for r in runs),
+                     f"{statistics.mean(r['seconds_per_epoch'] for r in runs):.1f}",
+                     "/".join(sorted({"GPU" if r["machine"]["device"] != "cpu" else "CPU" for r in runs}))])
+    header = ["dataset", "model", "variant", "seeds", "test NDCG@5", "test HIT@5", "valid NDCG@5",
+              "best epoch/run", "s/epoch", "device"]
+    machines = sorted({json.dumps({k: r["machine"][k] for k in ("cpu", "device", "torch")}) for r in records})
+    text = markdown_table(header, rows) + "\n\n* stopped by the time limit, not by early stopping.\n\nMachines: " + "; ".join(machines) + "\n"
+    out = args.output or os.path.splitext(args.results[0])[0] + ".md"
+    with open(out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run", help="train the grid, appending to --results")
+    run_parser.add_argument("--datasets", nargs="+", required=True)
+    run_parser.add_argument("--data_path", default="data")
+    run_parser.add_argument("--models", nargs="+", default=["SASRec-CE", "SRT-100", "SRT-1K"], choices=list(MODELS))
+    run_parser.add_argument("--variants", nargs="+", default=["default"],
+                            help=f"SRT variants, 'a+b' combines two (other models run once, as 'default'): "
+                                 f"{', '.join(VARIANTS)}")
+    run_parser.add_argument("--seeds", nargs="+", type=int, default=[1])
+    run_parser.add_argument("--budget", choices=sorted(BUDGETS), default="fast")
+    run_parser.add_argument("--gpu_id", default="", help="'' trains on the CPU; '0' on the first GPU")
+    run_parser.add_argument("--max_epochs", type=int, default=50)
+    run_parser.add_argument("--stopping_step", type=int, default=5)
+    run_parser.add_argument("--time_limit", type=float, default=None,
+                            help="seconds per run: stop at the first epoch end past it and test the best checkpoint")
+    run_parser.add_argument("--results", required=True, help="JSONL file, appended to and resumed from")
+    table_parser = sub.add_parser("table", help="summarise --results as markdown")
+    table_parser.add_argument("--results", nargs="+", required=True)
+    table_parser.add_argument("--output", default=None, help="markdown file (default: beside the first JSONL)")
+    args = parser.parse_args()
+    run(args) if args.command == "run" else table(args)
+
+
+if __name__ == "__main__":
+    main()
