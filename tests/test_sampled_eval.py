@@ -1,11 +1,11 @@
 import pytest
 import torch
 from recbole.evaluator import Collector
-from scipy.stats import chisquare
+from scipy.stats import chi2_contingency, chisquare
 
 from helpers import build
 from recbole_srt import SRTTrainer
-from recbole_srt.evaluation.candidates import CandidateSampler
+from recbole_srt.evaluation.candidates import CandidateSampler, keyed_permutation
 from recbole_srt.evaluation.ranking import positive_ranks, tie_keys, topk_hits
 
 
@@ -42,6 +42,46 @@ def test_candidates_depend_only_on_seed_phase_and_user():
     assert as_sets(whole[order]) == as_sets(shuffled) and as_sets(whole) == as_sets(in_pieces)
     assert as_sets(sampler("test", users, positives)[0]) != as_sets(whole)
     assert as_sets(CandidateSampler(300, 40, seed=12)("valid", users, positives)[0]) != as_sets(whole)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 65, 1000, 4097])
+def test_keyed_permutation_is_a_bijection_for_every_key(size):
+    values = keyed_permutation(torch.tensor([0, 1, 12345, 2**32 - 1]), torch.arange(size), size)
+    assert all(sorted(row.tolist()) == list(range(size)) for row in values)
+    if size >= 64:  # different keys, different orders
+        assert len({tuple(row.tolist()) for row in values}) == 4
+
+
+def test_candidates_from_a_ten_million_item_catalog_without_touching_every_item():
+    """The cost is O(N) per user: a 10M-item catalog is never materialised (a [users x catalog] key matrix would
+    be 8 GB here)."""
+    sampler = CandidateSampler(n_items=10_000_001, n_neg=500, seed=4)
+    users, positives = torch.arange(64), torch.randint(1, 10_000_001, (64,))
+    candidates, _ = sampler("test", users, positives)
+    assert candidates.shape == (64, 500) and all(len(set(row.tolist())) == 500 for row in candidates)
+    assert candidates.min() >= 1 and candidates.max() <= 10_000_000
+    assert not (candidates == positives.unsqueeze(1)).any()
+    assert candidates.float().mean().item() == pytest.approx(5e6, rel=0.02)  # spread over the whole catalog
+
+
+def test_popularity_without_replacement_matches_weighted_keys_and_is_batch_independent():
+    """Successive draws (large catalogs) and Efraimidis-Spirakis keys (small ones) sample the same distribution."""
+    weights = torch.arange(41, dtype=torch.float64) ** 1.5
+    successive = CandidateSampler(41, 6, seed=9, distribution="popularity", weights=weights)
+    assert successive.successive
+    keys = CandidateSampler(41, 6, seed=9, distribution="popularity", weights=weights)
+    keys.successive = False
+    users, positives = torch.arange(20000), torch.full((20000,), 40)
+    drawn = {}
+    for name, sampler in (("successive", successive), ("keys", keys)):
+        candidates, _ = sampler("valid", users, positives)
+        assert all(len(set(row.tolist())) == 6 for row in candidates[:500])
+        assert not (candidates == 40).any() and not (candidates == 0).any()
+        drawn[name] = torch.bincount(candidates.flatten(), minlength=41)[1:40]
+    assert chi2_contingency(torch.stack([drawn["successive"], drawn["keys"]]).numpy()).pvalue > 0.001
+    whole, _ = successive("valid", users[:300], positives[:300])
+    pieces = torch.cat([successive("valid", u, p)[0] for u, p in zip(users[:300].split(7), positives[:300].split(7))])
+    assert torch.equal(whole, pieces)
 
 
 def test_uniform_candidates_cover_items_evenly():
