@@ -257,3 +257,20 @@ def test_srt_trains_on_converted_beauty_with_its_yaml(shared_raw, tmp_path):
     convert("sequences", [os.path.join(shared_raw, "amazon-beauty-2014")], "beauty_s", out, sample=1500, seed=1,
             vocab_size=3000)
     train_one_epoch_from_yaml(out, "beauty_s")
+
+
+def test_synthetic_catalog_is_seeded_exact_and_popularity_skewed(tmp_path):
+    from dataset_scripts.synthetic import main as synthetic
+
+    args = ["--items", "3000", "--users", "400", "--interactions", "12000", "--seed", "5"]
+    assert synthetic([*args, "--output", str(tmp_path / "a")]) == 0
+    assert synthetic([*args, "--output", str(tmp_path / "b")]) == 0
+    for name in ("user_sequence.txt.gz", "synthetic.item.gz"):
+        with gzip.open(tmp_path / "a" / name) as a, gzip.open(tmp_path / "b" / name) as b:
+            assert a.read() == b.read()
+    stats = convert("sequences", [str(tmp_path / "a")], "synth", tmp_path / "out", vocab_size=500)
+    assert (stats["n_users"], stats["n_items"], stats["n_interactions"]) == (400, 3000, 12000)
+    assert stats["sequence_length"]["min"] >= 3 and stats["items_without_text"] == 0
+    counts = read_inter(tmp_path / "out", "synth")["item_id:token"].value_counts()
+    assert counts.iloc[:30].sum() > 5 * 12000 * 30 / 3000  # the top 1% of items: over 5x a uniform share
+    assert synthetic(["--items", "3000", "--users", "400", "--interactions", "1000", "--output", str(tmp_path / "c")]) == 2
