@@ -54,7 +54,12 @@ def main(argv=None):
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"run_recbole: error: {message}", file=sys.stderr)
         return 2
-    print(f"test result: {dict(result['test_result'])}")
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_rank() == 0:  # under torchrun, process 0 reports
+        print(f"test result: {dict(result['test_result'])}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
     return 0
 
 

@@ -6,10 +6,13 @@ from pathlib import Path
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
+from recbole_srt import distributed
+from recbole_srt.scaling import architectures
 from recbole_srt.utils import get_model
 
 # Keys RecBole reads without declaring them in any yaml (distributed runs, quick-start internals).
-_RUNTIME_KEYS = {"model", "dataset", "config_files", "nproc", "world_size", "ip", "port", "offset", "local_rank"}
+_RUNTIME_KEYS = {"model", "dataset", "config_files", "nproc", "world_size", "ip", "port", "offset", "local_rank",
+                 "rank"}
 
 
 def properties_dir():
@@ -49,7 +52,16 @@ class Config(RecBoleConfig):
             and "train_neg_sample_args" not in self.external_config_dict
         ):
             final["train_neg_sample_args"] = None
+        architectures.apply(final, [self.file_config_dict, self.variable_config_dict, self.cmd_config_dict])
         return final
+
+    def _init_device(self):
+        """Under torchrun or RecBole's `nproc` spawn: our process-group setup (gloo or NCCL, env:// or tcp://)."""
+        if distributed.requested(self.final_config_dict):
+            distributed.init(self.final_config_dict)
+        else:
+            super()._init_device()
+            self.final_config_dict["rank"] = 0
 
     def _set_eval_neg_sample_args(self, phase):
         """`sampledN` modes run on RecBole's full-sort loaders; the trainer draws the N negatives itself."""

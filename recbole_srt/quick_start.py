@@ -12,6 +12,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.data.transform import construct_transform
 from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
 
+from recbole_srt import distributed
 from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, trusted_checkpoint_globals
 from recbole_srt.config import Config
 from recbole_srt.utils import get_model, get_trainer
@@ -28,7 +29,8 @@ def check_dataset(config):
 
 
 def build_model(config, train_data):
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    # Per-process seeds: DDP copies process 0's initial weights to all; negatives and dropout differ per process.
+    init_seed(config["seed"] + (config["rank"] or 0), config["reproducibility"])
     model_class = get_model(config["model"])
     disable_anomaly_detection()
     # Models that load a pre-trained checkpoint while they are built (S3Rec's fine-tuning stage) use plain
@@ -56,16 +58,24 @@ def prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
     check_dataset(config)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
+    if distributed.is_distributed(config):
+        distributed.check_same_settings(config)
     dataset = create_dataset(config)
     loaders = data_preparation(config, dataset)
+    if distributed.is_distributed(config):
+        distributed.check_sizes(config, loaders[0], [("validation users", loaders[1]), ("test users", loaders[2])])
     return config, dataset, loaders, build_model(config, loaders[0])
 
 
 def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, queue=None):
     """Train, validate (early stopping on `valid_metric`), save the best checkpoint, reload it and test.
 
-    Returns RecBole's result dict: best_valid_score, valid_score_bigger, best_valid_result, test_result.
+    Returns RecBole's result dict: best_valid_score, valid_score_bigger, best_valid_result, test_result. With
+    `nproc` > 1 (and not already under torchrun), spawns that many processes that train one model together.
     """
+    nproc = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)["nproc"]
+    if nproc and nproc > 1 and not distributed.requested(config_dict or {}) and not distributed.launched_by_torchrun():
+        return _spawn(nproc, model, dataset, config_file_list, config_dict, saved)
     config, dataset, (train_data, valid_data, test_data), model = prepare(model, dataset, config_file_list, config_dict)
     logger = getLogger()
     logger.info(sys.argv)
@@ -83,16 +93,35 @@ def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=Non
     logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info(set_color("compute", "yellow") + f": {trainer.compute()}")
     result = {
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_valid_result,
         "test_result": test_result,
         "saved_model_file": trainer.saved_model_file if saved else None,
+        "compute": trainer.compute(),
     }
-    if queue is not None:
+    if queue is not None and distributed.is_main_process(config):
         queue.put(result)
     return result
+
+
+def _spawned_run(local_rank, model, dataset, config_file_list, config_dict, saved, queue):
+    run_recbole(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank}, saved, queue)
+
+
+def _spawn(nproc, model, dataset, config_file_list, config_dict, saved):
+    """RecBole's `nproc`: processes on this machine joined over tcp:// (`ip`, `port`: a free port unless set)."""
+    import torch.multiprocessing as mp
+
+    config_dict = dict(config_dict or {})
+    config_dict.update(nproc=nproc, world_size=nproc, offset=0)
+    config_dict.setdefault("ip", "localhost")
+    config_dict.setdefault("port", distributed.free_port())
+    queue = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(_spawned_run, args=(model, dataset, config_file_list, config_dict, saved, queue), nprocs=nproc, join=True)
+    return queue.get()
 
 
 def load_data_and_model(model_file):
@@ -102,6 +131,7 @@ def load_data_and_model(model_file):
     """
     checkpoint = load_checkpoint(model_file, "cpu")
     config = checkpoint["config"]
+    distributed.as_single_process(config)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     dataset = create_dataset(config)

@@ -4,31 +4,60 @@ import os
 import uuid
 
 import torch
+import torch.distributed as dist
 from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.evaluator.register import metric_information
 from recbole.trainer import Trainer
 from recbole.utils import set_color
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from recbole_srt import distributed
 from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, save_checkpoint, use_fused_gelu
 from recbole_srt.evaluation.candidates import CandidateSampler
-from recbole_srt.evaluation.ranking import positive_ranks, tie_keys, topk_hits
+from recbole_srt.evaluation.ranking import positive_ranks, random_tie_break, topk_hits
 from recbole_srt.lr_schedule import build_scheduler
+from recbole_srt.scaling.flops import epoch_flops, parameter_counts
+
+
+class _Loss(torch.nn.Module):
+    """The model's training loss as a module's forward, so DistributedDataParallel wraps the loss itself."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, interaction):
+        return self.model.calculate_loss(interaction)
 
 
 class SRTTrainerMixin:
     """Adds the one-cycle LR schedule (stepped after every optimizer step, saved with checkpoints), gradient clipping
-    from `max_grad_norm`, checkpoints that load under torch's weights-only unpickler, and `sampledN` evaluation, to
-    RecBole's `Trainer` or to a model's own trainer (S3Rec's), whose behaviour is otherwise kept."""
+    from `max_grad_norm`, checkpoints that load under torch's weights-only unpickler, `sampledN` evaluation and
+    data-parallel training and evaluation (`recbole_srt.distributed`), to RecBole's `Trainer` or to a model's own
+    trainer (S3Rec's), whose behaviour is otherwise kept."""
 
     def __init__(self, config, model):
         disable_anomaly_detection()
         use_fused_gelu(model)
-        super().__init__(config, model)
+        is_distributed = distributed.is_distributed(config)
+        # RecBole's constructor wraps the model in DDP for CUDA only, and reduces gradients through a dummy forward
+        # (set_reduce_hook); we wrap the loss instead, on any device, just below.
+        config["single_spec"] = True
+        try:
+            super().__init__(config, model)
+        finally:
+            config["single_spec"] = not is_distributed
         # RecBole names checkpoints MODEL-<time to the second>.pth: two runs started in the same second (parallel
         # benchmark processes) would write one file. A random suffix keeps them apart.
         root, ext = os.path.splitext(self.saved_model_file)
         self.saved_model_file = f"{root}-{uuid.uuid4().hex[:6]}{ext}"
+        if is_distributed:
+            self.saved_model_file = distributed.shared_path(self.saved_model_file)
+            device_ids = [config["device"].index] if config["device"].type == "cuda" else None
+            # Unused parameters (a model's branch a step does not take) must not stall the gradient reduction.
+            self.distributed_model = DistributedDataParallel(_Loss(model), device_ids=device_ids,
+                                                             find_unused_parameters=True)
         if config["max_grad_norm"] and not self.clip_grad_norm:
             self.clip_grad_norm = {"max_norm": config["max_grad_norm"]}
         self.lr_schedule = config["lr_schedule"] or "constant"
@@ -36,6 +65,10 @@ class SRTTrainerMixin:
         self._resumed_scheduler_state = None
         self.train_item_counts = None
         self._candidate_samplers = {}
+        # Compute accounting (the scaling study's axes), logged after every epoch and returned by run_recbole.
+        self.n_parameters, self.n_non_embedding_parameters = parameter_counts(model)
+        self.train_flops = 0
+        self.seen_interactions = 0
 
     def _scheduled_epochs(self):
         """A pre-training stage (PretrainTrainer's) runs `pretrain_epochs`, not `epochs`."""
@@ -58,11 +91,44 @@ class SRTTrainerMixin:
         if self.lr_scheduler is None:
             self._build_lr_scheduler(len(train_data) * self._scheduled_epochs())
         self.set_train_item_counts(train_data)
+        if distributed.is_distributed(self.config):
+            repeated = len(train_data.sampler) * self.config["world_size"] - train_data.sample_size
+            self.logger.info(f"{self.config['world_size']} processes, {train_data.step} training samples each per step; "
+                             f"{repeated} of {train_data.sample_size} samples repeated per epoch for equal shares")
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        if distributed.is_distributed(self.config) and loss_func is None:
+            loss_func = self.distributed_model  # the loss through DDP: gradients are averaged over processes
+        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        flops = epoch_flops(self.model, self.config, train_data)
+        self.train_flops = None if flops is None or self.train_flops is None else self.train_flops + flops
+        self.seen_interactions += train_data.sample_size
+        flops_text = "not counted for this model" if self.train_flops is None else f"{self.train_flops:.4g}"
+        self.logger.info(f"epoch {epoch_idx}: training FLOPs so far {flops_text}, seen interactions "
+                         f"{self.seen_interactions:,}")
+        return loss
+
+    def compute(self):
+        """The run's compute accounting: parameters, cumulative training FLOPs and seen interactions."""
+        return {"parameters": self.n_parameters, "non_embedding_parameters": self.n_non_embedding_parameters,
+                "train_flops": self.train_flops, "seen_interactions": self.seen_interactions}
+
+    def set_reduce_hook(self):
+        """RecBole's dummy forward through DDP, not needed: the loss itself goes through DDP."""
+
+    def sync_grad_loss(self):
+        """RecBole's zero-weighted sum of every parameter, not needed: DDP finds unused parameters itself."""
+        return 0
+
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
-            return
+        """Process 0 writes; every process waits until it has, so none reads a half-written file."""
+        if distributed.is_main_process(self.config):
+            self._write_checkpoint(epoch, verbose, **kwargs)
+        if distributed.is_distributed(self.config):
+            dist.barrier()
+
+    def _write_checkpoint(self, epoch, verbose=True, **kwargs):
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
         state = {
             "config": self.config,
@@ -73,6 +139,7 @@ class SRTTrainerMixin:
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None,
+            "compute": self.compute(),
         }
         save_checkpoint(state, saved_model_file)
         if verbose:
@@ -97,6 +164,9 @@ class SRTTrainerMixin:
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self._resumed_scheduler_state = checkpoint.get("lr_scheduler")
+        compute = checkpoint.get("compute") or {}
+        self.train_flops = compute.get("train_flops", self.train_flops)
+        self.seen_interactions = compute.get("seen_interactions", self.seen_interactions)
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
@@ -110,9 +180,9 @@ class SRTTrainerMixin:
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         phase = getattr(eval_data._sampler, "phase", None) or "test"
         n_neg = (self.config["sampled_eval"] or {}).get(phase)
-        if n_neg is None:
+        if n_neg is None and not distributed.is_distributed(self.config):
             return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
-        return self._sampled_evaluate(eval_data, phase, n_neg, show_progress)
+        return self._evaluate_users(eval_data, phase, n_neg, show_progress)
 
     def set_train_item_counts(self, train_data):
         """Popularity-sampled evaluation draws from training-split counts (fit() records them)."""
@@ -151,36 +221,67 @@ class SRTTrainerMixin:
         return self.model.full_sort_predict(interaction).gather(1, item_ids)
 
     @torch.no_grad()
-    def _sampled_evaluate(self, eval_data, phase, n_neg, show_progress):
+    def _evaluate_users(self, eval_data, phase, n_neg, show_progress):
+        """Sampled evaluation (n_neg negatives), or RecBole's full sort in a distributed run, where each process
+        takes its share of the users and the per-user results are gathered: metrics equal one process's."""
         if not isinstance(eval_data, FullSortEvalDataLoader):
-            raise ValueError(f"sampled evaluation of phase '{phase}' needs RecBole's full-sort loader")
+            raise ValueError(f"evaluation of phase '{phase}' (sampled, or in several processes) needs a full-sort or "
+                             "sampledN mode in eval_args")
         unsupported = [m for m in self.config["metrics"] if not set(metric_information[m.lower()]) <= {"rec.topk"}]
-        if unsupported:
+        if n_neg is not None and unsupported:
             raise ValueError(
                 f"metrics {unsupported} cannot be computed from sampled negatives; sampled evaluation supports the "
                 "top-k metrics (NDCG, Hit, MRR, Recall, Precision, MAP)"
             )
-        if not self.config["single_spec"]:
-            raise NotImplementedError("sampled evaluation runs in a single process (nproc=1)")
         self.model.eval()
-        sampler = self.candidate_sampler(eval_data._dataset.item_num, n_neg)
-        seed = sampler.seed
-        max_k = max(self.config["topk"])
-        user_field = self.config["USER_ID_FIELD"]
-        batches = tqdm(eval_data, total=len(eval_data), ncols=100, desc=set_color("Evaluate   ", "pink")) \
-            if show_progress else eval_data
-        for interaction, _, _, positives in batches:
-            interaction = interaction.to(self.device)
-            positives = positives.to(self.device)
-            users = interaction[user_field]
+        self.tot_item_num = eval_data._dataset.item_num
+        if n_neg is None and self.item_tensor is None:  # RecBole's full sort scores through predict() without it
+            self.item_tensor = eval_data._dataset.get_item_feature().to(self.device)
+        is_distributed = distributed.is_distributed(self.config)
+        batches = distributed.user_shard(eval_data) if is_distributed else eval_data
+        if show_progress:
+            total = None if is_distributed else len(eval_data)
+            batches = tqdm(batches, total=total, ncols=100, desc=set_color("Evaluate   ", "pink"))
+        for batch in batches:
+            if n_neg is None:
+                interaction, scores, positive_u, positive_i = self._full_sort_batch_eval(batch)
+                self.eval_collector.eval_batch_collect(scores, interaction, positive_u, positive_i)
+            else:
+                self._sampled_batch(batch, phase, n_neg)
+        self.eval_collector.model_collect(self.model)
+        struct = self.eval_collector.get_data_struct()
+        if is_distributed:
+            struct = distributed.gather_per_user(struct, self.device)
+        result = self.evaluator.evaluate(struct)
+        self.wandblogger.log_eval_metrics(result, head="eval")
+        return result
+
+    def _sampled_batch(self, batch, phase, n_neg):
+        interaction, _, _, positives = batch
+        sampler = self.candidate_sampler(self.tot_item_num, n_neg)
+        interaction = interaction.to(self.device)
+        positives = positives.to(self.device)
+        users = interaction[self.config["USER_ID_FIELD"]]
+        if sampler.complement_is_smaller:
+            ranks = self._ranks_among_all_but_excluded(sampler, phase, interaction, users, positives)
+        else:
             candidates, keep = sampler(phase, users, positives)
             item_ids = torch.cat([positives.unsqueeze(1), candidates], dim=1)
             scores = self.score_candidates(interaction, item_ids)
-            ranks = positive_ranks(scores, keep, lambda: tie_keys(seed, phase, users, item_ids))
-            self.eval_collector.data_struct.update_tensor("rec.topk", topk_hits(ranks, max_k))
-        result = self.evaluator.evaluate(self.eval_collector.get_data_struct())
-        self.wandblogger.log_eval_metrics(result, head="eval")
-        return result
+            tie_break = random_tie_break(sampler.seed, phase, users, positives, lambda r, c: item_ids[r, c + 1])
+            ranks = positive_ranks(scores[:, :1], scores[:, 1:], keep, tie_break)
+        self.eval_collector.data_struct.update_tensor("rec.topk", topk_hits(ranks, max(self.config["topk"])))
+
+    def _ranks_among_all_but_excluded(self, sampler, phase, interaction, users, positives):
+        """The same ranks as scoring the drawn candidates, from the whole catalog's scores minus the few items
+        left out: used when N is most of the catalog (e.g. sampled10000 on 12K items), where it is cheaper."""
+        scores = self.model.full_sort_predict(interaction).view(len(users), -1)
+        keep = torch.ones_like(scores, dtype=torch.bool)
+        keep[:, 0] = False
+        keep.scatter_(1, positives.unsqueeze(1), False)
+        keep.scatter_(1, sampler.excluded(phase, users, positives), False)
+        tie_break = random_tie_break(sampler.seed, phase, users, positives, lambda rows, cols: cols)
+        return positive_ranks(scores.gather(1, positives.unsqueeze(1)), scores, keep, tie_break)
 
 
 class SRTTrainer(SRTTrainerMixin, Trainer):

@@ -6,7 +6,7 @@ from scipy.stats import chi2_contingency, chisquare
 from helpers import build
 from recbole_srt import SRTTrainer
 from recbole_srt.evaluation.candidates import CandidateSampler, keyed_permutation
-from recbole_srt.evaluation.ranking import positive_ranks, tie_keys, topk_hits
+from recbole_srt.evaluation.ranking import positive_ranks, random_tie_break, topk_hits
 
 
 def sampled(phase_modes, **extra):
@@ -104,9 +104,32 @@ def test_ties_never_favour_the_positive():
     users = torch.arange(5000)
     item_ids = torch.cat([torch.ones(5000, 1, dtype=torch.long), torch.arange(2, 102).expand(5000, -1)], dim=1)
     scores = torch.zeros(5000, 101)  # a model that scores every item alike
-    ranks = positive_ranks(scores, torch.ones(5000, 100, dtype=torch.bool), lambda: tie_keys(0, "test", users, item_ids))
+    tie_break = random_tie_break(0, "test", users, item_ids[:, 0], lambda r, c: item_ids[r, c + 1])
+    ranks = positive_ranks(scores[:, :1], scores[:, 1:], torch.ones(5000, 100, dtype=torch.bool), tie_break)
     hit5 = (ranks < 5).double().mean().item()
     assert hit5 == pytest.approx(5 / 101, abs=0.01)  # random level, not 1.0 (positive first) nor 0.0
+
+
+@pytest.mark.parametrize("n_items, n_neg", [(300, 200), (300, 298), (1001, 600)])
+def test_excluded_items_are_exactly_the_complement_of_the_candidates(n_items, n_neg):
+    sampler = CandidateSampler(n_items, n_neg, seed=4)
+    assert sampler.complement_is_smaller
+    users = torch.arange(500)
+    positives = torch.randint(1, n_items, (500,))
+    positives[:50] = sampler("test", users[:50], positives[:50])[0][:, 0]  # positives at the permutation's start too
+    candidates, _ = sampler("test", users, positives)
+    excluded = sampler.excluded("test", users, positives)
+    assert excluded.shape == (500, n_items - 2 - n_neg)
+    everything = torch.cat([candidates, excluded, positives.unsqueeze(1)], dim=1).sort(dim=1).values
+    assert torch.equal(everything, torch.arange(1, n_items).expand(500, -1))
+
+
+def test_drawing_the_complement_gives_the_same_metrics_as_drawing_the_candidates(fast_config, monkeypatch):
+    trainer, test = evaluate("SRT", fast_config, {"valid": "sampled1000", "test": "sampled1000"})
+    assert CandidateSampler(trainer.model.n_items, 1000, seed=0).complement_is_smaller  # ml80: under 2,002 items
+    by_complement = trainer.evaluate(test, load_best_model=False)
+    monkeypatch.setattr(CandidateSampler, "complement_is_smaller", property(lambda self: False))
+    assert trainer.evaluate(test, load_best_model=False) == by_complement
 
 
 def test_constant_model_gets_random_level_metrics_through_the_trainer(fast_config, monkeypatch):
@@ -152,7 +175,9 @@ def test_with_replacement_reproduces_recbole_unin_scoring():
     candidates, keep = sampler("test", users, positives)
     item_scores = torch.randn(batch, n_items)
     item_ids = torch.cat([positives.unsqueeze(1), candidates], dim=1)
-    ranks = positive_ranks(item_scores.gather(1, item_ids), keep, lambda: tie_keys(2, "test", users, item_ids))
+    scores = item_scores.gather(1, item_ids)
+    tie_break = random_tie_break(2, "test", users, positives, lambda r, c: candidates[r, c])
+    ranks = positive_ranks(scores[:, :1], scores[:, 1:], keep, tie_break)
     assert (~keep).any()  # duplicates were drawn and are ignored
     scattered = torch.full((batch, n_items), float("-inf"))
     rows = torch.arange(batch).unsqueeze(1).expand_as(item_ids)

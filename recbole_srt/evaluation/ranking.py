@@ -8,24 +8,32 @@ from recbole_srt.evaluation.candidates import random_bits
 _TIE_SEED_OFFSET = 0x3C6EF372
 
 
-def positive_ranks(scores, keep, tie_keys):
-    """0-based rank of column 0 (the positive) among the kept columns 1.. of `scores` [B, 1 + C].
+def positive_ranks(positive_scores, negative_scores, keep, tie_break):
+    """0-based rank of each positive (scores [B, 1]) among the kept negatives (scores and keep [B, C]).
 
-    Negatives that tie with the positive are ordered by `tie_keys()` (random per user and item, distinct within a
-    row), so ties never favour the positive: a model that scores everything alike gets random-level metrics. The
-    keys are computed only for batches that have a tie.
+    Negatives that tie with the positive are ordered by `tie_break(rows, cols)` (True where the negative at
+    [row, col] goes first; random per user and item), so ties never favour the positive: a model that scores
+    everything alike gets random-level metrics. It is called only on the tied cells.
     """
-    positive, negatives = scores[:, :1], scores[:, 1:]
-    ahead = (negatives > positive) & keep
-    tied = (negatives == positive) & keep
+    ahead = (negative_scores > positive_scores) & keep
+    tied = (negative_scores == positive_scores) & keep
     if tied.any():
-        keys = tie_keys()
-        ahead |= tied & (keys[:, 1:] < keys[:, :1])
+        rows, cols = torch.nonzero(tied, as_tuple=True)
+        ahead[rows, cols] = tie_break(rows, cols)
     return ahead.sum(dim=1)
 
 
-def tie_keys(seed, phase, users, item_ids):
-    return random_bits(seed + _TIE_SEED_OFFSET, phase, users.unsqueeze(1), item_ids)
+def random_tie_break(seed, phase, users, positives, negative_items):
+    """`tie_break` for `positive_ranks`: each (user, item) gets a random key and the smaller key goes first.
+    `negative_items(rows, cols)` names the item at a cell of the negatives."""
+
+    def goes_first(rows, cols):
+        def key(items):
+            return random_bits(seed + _TIE_SEED_OFFSET, phase, users[rows], items)
+
+        return key(negative_items(rows, cols)) < key(positives[rows])
+
+    return goes_first
 
 
 def topk_hits(ranks, max_k):

@@ -19,6 +19,8 @@ from recbole_srt.model.negative_sampler import NegativeSampler, sampling_probabi
 from recbole_srt.model.sampled_softmax import sampled_softmax_loss
 
 POSITION_ENCODINGS = ("absolute", "reverse")
+# Floats of the [users, candidates, hidden] or [users, catalog] intermediates of one evaluation step (1 GiB).
+EVAL_SCORE_BUDGET = 2**28
 
 
 class SRT(SequentialRecommender):
@@ -183,10 +185,18 @@ class SRT(SequentialRecommender):
     def sampled_predict(self, interaction, candidates):
         """Scores [B, C] of candidate item ids [B, C], encoding each sequence once.
 
-        With many candidates (C * hidden >= catalog size) one [B, n_items] product and a gather is cheaper than
-        gathering [B, C, hidden] candidate vectors; otherwise memory stays bounded by B x C x hidden.
+        With many candidates (C * hidden >= catalog size) a [users, n_items] product and a gather is cheaper than
+        gathering [users, C, hidden] candidate vectors. Users are taken in groups that keep either within
+        EVAL_SCORE_BUDGET floats, whatever the batch and catalog size.
         """
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        if not self.training and candidates.size(1) * self.hidden_size >= self.n_items:
-            return (seq_output @ self.all_item_embeddings().T).gather(1, candidates)
-        return torch.bmm(self.embed_items(candidates), seq_output.unsqueeze(-1)).squeeze(-1)
+        whole_catalog = not self.training and candidates.size(1) * self.hidden_size >= self.n_items
+        per_user = self.n_items if whole_catalog else candidates.size(1) * self.hidden_size
+        rows = max(1, EVAL_SCORE_BUDGET // per_user)
+        scores = []
+        for seq, cand in zip(seq_output.split(rows), candidates.split(rows)):
+            if whole_catalog:
+                scores.append((seq @ self.all_item_embeddings().T).gather(1, cand))
+            else:
+                scores.append(torch.bmm(self.embed_items(cand), seq.unsqueeze(-1)).squeeze(-1))
+        return torch.cat(scores)
