@@ -69,6 +69,7 @@ class SRTTrainerMixin:
         self.n_parameters, self.n_non_embedding_parameters = parameter_counts(model)
         self.train_flops = 0
         self.seen_interactions = 0
+        self.last_valid_result = None
 
     def _scheduled_epochs(self):
         """A pre-training stage (PretrainTrainer's) runs `pretrain_epochs`, not `epochs`."""
@@ -108,6 +109,11 @@ class SRTTrainerMixin:
         self.logger.info(f"epoch {epoch_idx}: training FLOPs so far {flops_text}, seen interactions "
                          f"{self.seen_interactions:,}")
         return loss
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        """RecBole's, keeping the result: fit's callback receives only the score (the scaling sweep records both)."""
+        valid_score, self.last_valid_result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        return valid_score, self.last_valid_result
 
     def compute(self):
         """The run's compute accounting: parameters, cumulative training FLOPs and seen interactions."""
