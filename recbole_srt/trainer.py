@@ -10,9 +10,12 @@ from recbole.evaluator.register import metric_information
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
 from recbole_srt import distributed
+from recbole_srt.acceleration.attention import use_attention
+from recbole_srt.acceleration.precision import autocast_loss, check as check_precision
 from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, save_checkpoint, use_fused_gelu
 from recbole_srt.evaluation.candidates import CandidateSampler
 from recbole_srt.evaluation.ranking import positive_ranks, random_tie_break, topk_hits
@@ -40,26 +43,27 @@ class SRTTrainerMixin:
     def __init__(self, config, model):
         disable_anomaly_detection()
         use_fused_gelu(model)
+        use_attention(model, config["attention"] or "sdpa")
+        self.precision = config["precision"] or "fp32"
+        check_precision(self.precision, config["device"])
+        if config["device"].type == "cuda" and config["allow_tf32"]:
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         is_distributed = distributed.is_distributed(config)
         # RecBole's constructor wraps the model in DDP for CUDA only, and reduces gradients through a dummy forward
-        # (set_reduce_hook); we wrap the loss instead, on any device, just below.
+        # (set_reduce_hook); we wrap the loss instead, on any device (_set_up_training_step).
         config["single_spec"] = True
         try:
             super().__init__(config, model)
         finally:
             config["single_spec"] = not is_distributed
         # RecBole names checkpoints MODEL-<time to the second>.pth: two runs started in the same second (parallel
-        # benchmark processes) would write one file. A random suffix keeps them apart.
+        # benchmark processes) would write one file. A random suffix keeps them apart; a distributed run uses
+        # process 0's choice.
         root, ext = os.path.splitext(self.saved_model_file)
         self.saved_model_file = f"{root}-{uuid.uuid4().hex[:6]}{ext}"
         if is_distributed:
             self.saved_model_file = distributed.shared_path(self.saved_model_file)
-            device_ids = [config["device"].index] if config["device"].type == "cuda" else None
-            # Unused parameters (a model's branch a step does not take) must not stall the gradient reduction.
-            self.distributed_model = DistributedDataParallel(_Loss(model), device_ids=device_ids,
-                                                             find_unused_parameters=True)
-        if config["max_grad_norm"] and not self.clip_grad_norm:
-            self.clip_grad_norm = {"max_norm": config["max_grad_norm"]}
+        self._set_up_training_step(config, model, is_distributed)
         self.lr_schedule = config["lr_schedule"] or "constant"
         self.lr_scheduler = None
         self._resumed_scheduler_state = None
@@ -70,6 +74,29 @@ class SRTTrainerMixin:
         self.train_flops = 0
         self.seen_interactions = 0
         self.last_valid_result = None
+
+    def _set_up_training_step(self, config, model, is_distributed):
+        """The loss as a module (compiled if asked, in DDP when distributed), clipping, mixed precision."""
+        self.loss_module = _Loss(model)
+        if config["compile"]:
+            self.loss_module = torch.compile(self.loss_module, backend=config["compile_backend"] or "inductor")
+        if is_distributed:
+            device_ids = [config["device"].index] if config["device"].type == "cuda" else None
+            # Unused parameters (a model's branch a step does not take) must not stall the gradient reduction.
+            self.distributed_model = DistributedDataParallel(self.loss_module, device_ids=device_ids,
+                                                             find_unused_parameters=True)
+        if config["max_grad_norm"] and not self.clip_grad_norm:
+            self.clip_grad_norm = {"max_norm": config["max_grad_norm"]}
+        # RecBole clips right after backward, before fp16 loss scaling is undone; clipping as the optimizer step
+        # begins sees the true gradients in every precision (GradScaler unscales before stepping).
+        self.grad_clipping, self.clip_grad_norm = self.clip_grad_norm, None
+        if self.grad_clipping:
+            self.optimizer.register_step_pre_hook(self._clip_gradients)
+        # Our autocast (bf16 or fp16) replaces RecBole's enable_amp (fp16 on CUDA only, no choice of dtype).
+        self.enable_amp, self.enable_scaler = False, self.precision == "fp16"
+
+    def _clip_gradients(self, *_):
+        clip_grad_norm_(self.model.parameters(), **self.grad_clipping)
 
     def _scheduled_epochs(self):
         """A pre-training stage (PretrainTrainer's) runs `pretrain_epochs`, not `epochs`."""
@@ -99,8 +126,11 @@ class SRTTrainerMixin:
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
-        if distributed.is_distributed(self.config) and loss_func is None:
-            loss_func = self.distributed_model  # the loss through DDP: gradients are averaged over processes
+        if loss_func is None:
+            # Through DDP when distributed (gradients averaged over processes), compiled if asked, autocast to
+            # the training precision.
+            loss_func = self.distributed_model if distributed.is_distributed(self.config) else self.loss_module
+            loss_func = autocast_loss(loss_func, self.precision, self.device)
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         flops = epoch_flops(self.model, self.config, train_data)
         self.train_flops = None if flops is None or self.train_flops is None else self.train_flops + flops

@@ -38,8 +38,12 @@ def test_constant_schedule_and_bad_name():
 def test_trainer_steps_the_schedule_and_clips(fast_config):
     config, model, (train, valid, _) = build("SRT", "ml40", fast_config, epochs=2, eval_step=0)
     trainer = SRTTrainer(config, model)
-    assert trainer.clip_grad_norm == {"max_norm": 1.0}
+    assert trainer.grad_clipping == {"max_norm": 1.0}
+    norms = []  # seen by the optimizer as it steps, after our clipping hook
+    trainer.optimizer.register_step_pre_hook(lambda *_: norms.append(float(torch.norm(torch.stack(
+        [p.grad.norm() for p in model.parameters() if p.grad is not None])))))
     trainer.fit(train, saved=False)
+    assert norms and max(norms) <= 1.0 + 1e-5
     steps = 2 * len(train)
     assert trainer.lr_scheduler.last_epoch == steps
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)

@@ -11,12 +11,13 @@ def sampled_softmax_loss(seq_output, pos_emb, neg_emb, pos_ids, neg_ids, log_q=N
     pos_ids [B], neg_ids [N] or [B, N]; log_q: log sampling probability per item id, subtracted from every logit,
     the positive's included. A negative that is the positive itself is masked out.
     """
-    pos_logits = (seq_output * pos_emb).sum(-1, keepdim=True) / temperature
+    # Logits in fp32 whatever the autocast precision: logQ corrections and the softmax need the range.
+    pos_logits = (seq_output * pos_emb).sum(-1, keepdim=True).float() / temperature
     if neg_emb.dim() == 2:
-        neg_logits = seq_output @ neg_emb.T / temperature
+        neg_logits = (seq_output @ neg_emb.T).float() / temperature
         neg_ids = neg_ids.unsqueeze(0).expand(len(pos_ids), -1)
     else:
-        neg_logits = torch.bmm(neg_emb, seq_output.unsqueeze(-1)).squeeze(-1) / temperature
+        neg_logits = torch.bmm(neg_emb, seq_output.unsqueeze(-1)).squeeze(-1).float() / temperature
     if log_q is not None:
         pos_logits = pos_logits - log_q[pos_ids].unsqueeze(-1)
         neg_logits = neg_logits - log_q[neg_ids]

@@ -1,0 +1,122 @@
+"""Training step cost of SRT over the paper's Table 3 architectures: sequences/s, achieved FLOP/s and, on a GPU,
+model FLOPs utilisation (MFU) against the device's peak, for each precision and attention implementation.
+
+    python benchmarks/step_cost.py                                        # CPU: small architectures, fp32 and bf16
+    python benchmarks/step_cost.py --gpu --batch 1024                     # GPU: all Table 3, fp32 / bf16 / fp16
+    python benchmarks/step_cost.py --archs L2-H2-D64 --attention sdpa recbole --precisions fp32
+
+Each step is the trainer's own (its loss function with DDP/compile/autocast wiring, gradient clipping as the
+optimizer steps, GradScaler for fp16), timed as the median of --steps steps after --warmup steps; FLOPs are the
+analytic count of recbole_srt/scaling/flops.py (checked against torch's FlopCounterMode in the tests).
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from common import markdown_table, prepare, write_results
+from recbole_srt import SRTTrainer
+from recbole_srt.acceleration.precision import autocast_loss
+from recbole_srt.scaling.architectures import TABLE3
+from recbole_srt.scaling.flops import train_step_flops
+
+# Dense peak TFLOP/s (no sparsity) by device name fragment and precision; fp32 runs use TF32 tensor cores (the
+# trainer's allow_tf32).
+PEAK_TFLOPS = {
+    "H200": {"fp32": 494.7, "bf16": 989.4, "fp16": 989.4},
+    "H100 PCIe": {"fp32": 378.0, "bf16": 756.0, "fp16": 756.0},
+    "H100": {"fp32": 494.7, "bf16": 989.4, "fp16": 989.4},
+    "A100": {"fp32": 156.0, "bf16": 312.0, "fp16": 312.0},
+}
+
+
+def peak_tflops(device_name, precision):
+    for fragment, peaks in PEAK_TFLOPS.items():
+        if fragment in device_name:
+            return peaks[precision]
+    return None
+
+
+def time_steps(trainer, batches, warmup):
+    model, optimizer, device = trainer.model, trainer.optimizer, trainer.device
+    loss_func = autocast_loss(trainer.loss_module, trainer.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "fp16")
+    model.train()
+    times = []
+    for index, batch in enumerate(batches):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss_func(batch)).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if index >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--archs", nargs="+", default=None, help="default: Table 3 on a GPU, the 4 smallest on CPU")
+    parser.add_argument("--precisions", nargs="+", default=None, help="default: fp32 bf16 (+ fp16 on a GPU)")
+    parser.add_argument("--attention", nargs="+", default=["sdpa"], choices=["sdpa", "recbole"])
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--length", type=int, default=50)
+    parser.add_argument("--neg", type=int, default=1000, help="train_neg_count (SRT-1K)")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the loss (more warm-up steps)")
+    parser.add_argument("--gpu", action="store_true")
+    args = parser.parse_args()
+    archs = args.archs or (list(TABLE3) if args.gpu else ["L2-H2-D64", "L4-H2-D64", "L2-H2-D128", "L4-H2-D128"])
+    precisions = args.precisions or (["fp32", "bf16", "fp16"] if args.gpu else ["fp32", "bf16"])
+    records, rows = [], []
+    for arch in archs:
+        for attention in args.attention:
+            for precision in precisions:
+                settings = {"architecture": arch, "train_batch_size": args.batch, "MAX_ITEM_LIST_LENGTH": args.length,
+                            "train_neg_count": args.neg, "attention": attention, "precision": precision,
+                            "compile": args.compile, "gpu_id": "0" if args.gpu else "", "state": "WARNING",
+                            "show_progress": False, "shuffle": False}
+                config, model, train, _, _ = prepare("SRT", args.dataset, settings)
+                trainer = SRTTrainer(config, model)
+                batches = []
+                for batch in train:
+                    if len(batch) == args.batch:
+                        batches.append(batch.to(trainer.device))
+                    if len(batches) == args.warmup + args.steps:
+                        break
+                seconds = time_steps(trainer, batches, args.warmup)
+                flops = train_step_flops(model, config, args.batch)
+                device_name = torch.cuda.get_device_name(0) if args.gpu else "cpu"
+                peak = peak_tflops(device_name, precision) if args.gpu else None
+                record = {"arch": arch, "attention": attention, "precision": precision, "seconds_per_step": seconds,
+                          "sequences_per_second": args.batch / seconds, "flops_per_step": flops,
+                          "achieved_tflops": flops / seconds / 1e12, "peak_tflops": peak,
+                          "mfu": flops / seconds / 1e12 / peak if peak else None,
+                          "non_embedding_parameters": trainer.n_non_embedding_parameters}
+                records.append(record)
+                rows.append([arch, attention, precision, f"{seconds * 1000:.1f}", f"{record['sequences_per_second']:,.0f}",
+                             f"{flops / 1e9:.1f}", f"{record['achieved_tflops'] * 1000:.1f}",
+                             f"{record['mfu']:.1%}" if record["mfu"] is not None else "-"])
+                print(json.dumps(record), flush=True)
+                del trainer, model, batches
+                if args.gpu:
+                    torch.cuda.empty_cache()
+    device = "gpu" if args.gpu else "cpu"
+    title = (f"SRT-{args.neg} training steps on {args.dataset}, batch {args.batch} x length {args.length}"
+             f"{', torch.compile' if args.compile else ''}")
+    table = markdown_table(["architecture", "attention", "precision", "ms/step", "sequences/s", "GFLOP/step",
+                            "achieved GFLOP/s", "MFU"], rows)
+    write_results(f"step_cost_{device}", {"settings": vars(args), "runs": records}, f"{title}\n\n{table}")
+
+
+if __name__ == "__main__":
+    main()

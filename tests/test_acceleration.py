@@ -1,0 +1,72 @@
+"""Fused attention computes RecBole's attention; bf16 and compiled training steps run and learn; bad keys fail."""
+
+import pytest
+import torch
+
+from helpers import build
+from recbole_srt import SRTTrainer
+from recbole_srt.acceleration.attention import FusedMultiHeadAttention, use_attention
+
+
+def outputs(model, interaction, implementation):
+    use_attention(model, implementation)
+    with torch.no_grad():
+        return model.full_sort_predict(interaction)
+
+
+@pytest.mark.parametrize("model_name, extra", [
+    ("SRT", {"position_encoding": "absolute"}), ("SRT", {"position_encoding": "reverse"}),
+    ("SASRec", {"loss_type": "CE"}), ("BERT4Rec", {}),
+])
+def test_fused_attention_equals_recboles_with_padding_and_causal_masks(fast_config, model_name, extra):
+    config, model, (_, _, test) = build(model_name, "ml80", fast_config, n_heads=4, hidden_size=32, inner_size=64,
+                                        n_layers=2, MAX_ITEM_LIST_LENGTH=20, **extra)
+    model.eval()
+    interaction = next(iter(test))[0]
+    lengths = interaction["item_length"]
+    assert (lengths < 20).any() and (lengths == 20).any()  # padded and full sequences both present
+    ours = outputs(model, interaction, "sdpa")
+    assert any(isinstance(m, FusedMultiHeadAttention) for m in model.modules())
+    recbole = outputs(model, interaction, "recbole")
+    assert not any(isinstance(m, FusedMultiHeadAttention) for m in model.modules())
+    torch.testing.assert_close(ours, recbole, atol=1e-5, rtol=1e-5)
+
+
+def test_trainer_uses_fused_attention_by_default_and_keeps_checkpoints_compatible(fast_config):
+    config, model, _ = build("SASRec", "ml80", fast_config, loss_type="CE")
+    keys = set(model.state_dict())
+    SRTTrainer(config, model)
+    assert any(isinstance(m, FusedMultiHeadAttention) for m in model.modules()) and set(model.state_dict()) == keys
+
+
+@pytest.mark.parametrize("extra", [{"precision": "bf16"}, {"compile": True, "compile_backend": "eager"}])
+def test_bf16_and_compiled_training_learn(fast_config, extra):
+    config, model, (train, valid, _) = build("SRT", "ml80", fast_config, epochs=3, learning_rate=0.01,
+                                             lr_schedule="constant", **extra)
+    trainer = SRTTrainer(config, model)
+    losses = [trainer._train_epoch(train, epoch) for epoch in range(3)]
+    assert losses[-1] < losses[0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: weights stay fp32
+
+
+def test_sampled_softmax_logits_stay_fp32_under_bf16(fast_config):
+    from recbole_srt.model.sampled_softmax import sampled_softmax_loss
+
+    seq, pos, neg = (torch.randn(*shape) for shape in ((8, 16), (8, 16), (30, 16)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = sampled_softmax_loss(seq, pos, neg, torch.arange(1, 9), torch.arange(10, 40),
+                                    log_q=torch.log(torch.full((50,), 1e-6)))
+    assert loss.dtype == torch.float32
+    reference = sampled_softmax_loss(seq, pos, neg, torch.arange(1, 9), torch.arange(10, 40),
+                                     log_q=torch.log(torch.full((50,), 1e-6)))
+    assert loss.item() == pytest.approx(reference.item(), rel=0.05)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"precision": "fp8"}, "precision: 'fp8'"), ({"precision": "fp16"}, "'fp16' needs a CUDA device"),
+    ({"attention": "flash"}, "attention: 'flash'"),
+])
+def test_bad_speed_keys_are_clear_errors(fast_config, extra, message):
+    config, model, _ = build("SRT", "ml80", fast_config, **extra)
+    with pytest.raises(ValueError, match=message):
+        SRTTrainer(config, model)
