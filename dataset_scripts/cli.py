@@ -32,7 +32,8 @@ def parse_args(argv):
         "RecBole dataset for SRT.", epilog=FORMATS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("format", choices=sorted(READERS), metavar="FORMAT", help=f"one of {', '.join(sorted(READERS))}")
     parser.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                        help="the dataset's folder (files found by their usual names) or the files themselves")
+                        help="the dataset's folder (files found by their usual names) or the files themselves; "
+                        "several folders are combined into one dataset (ids prefixed with each folder's name)")
     parser.add_argument("--name", required=True, help="dataset name: files are DIR/NAME/NAME.*")
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="where the NAME folder is written")
     parser.add_argument("--tokenizer", metavar="PATH", help="reuse this SentencePiece model instead of training one "
@@ -67,6 +68,9 @@ def main(argv=None):
           f"interactions ({stats['avg_interactions_per_user']:.2f}/user, {stats['avg_interactions_per_item']:.2f}/item); "
           f"{stats['items_without_text']} items without text; {stats['duplicates_removed']} duplicates removed; "
           f"{bad} malformed lines skipped")
+    for name, entry in (stats["sources"] or {}).items():
+        print(f"  source {name} ({entry['path']}): {entry['users']:,} users, {entry['items']:,} items, "
+              f"{entry['interactions']:,} interactions")
     for path, entry in stats["malformed_lines"].items():
         print(f"  {path}: {entry['bad']} malformed of {entry['total']} (first at lines {entry['first']}): {entry['reasons']}")
     if stats["tokenizer"]["source"] == "trained":

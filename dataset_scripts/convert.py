@@ -14,6 +14,7 @@ import pandas as pd
 import sentencepiece as spm
 import yaml
 
+from dataset_scripts.combine import read_inputs, source_counts
 from dataset_scripts.filtering import deduplicate, kcore, sample_users
 from dataset_scripts.growth import catalog_growth, plot_growth
 from dataset_scripts.readers import READERS
@@ -84,7 +85,7 @@ def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kco
     if tokenizer is not None and not os.path.isfile(tokenizer):
         raise InputError(f"--tokenizer: SentencePiece model '{tokenizer}' does not exist")
     bad = BadLines(max_bad_fraction)
-    raw = READERS[fmt](list(inputs), bad, text_fields)
+    raw, sources = read_inputs(fmt, list(inputs), bad, text_fields)
     interactions, duplicates = deduplicate(raw.interactions)
     n_read = len(raw.interactions)
     if kcore_k:
@@ -138,6 +139,7 @@ def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kco
             "sample_users": {"size": sample, "seed": seed} if sample is not None else None,
             "malformed_lines": bad.report(),
             "tokenizer": tokenizer_info,
+            "sources": source_counts(interactions, sources) if sources else None,
         }
         with open(os.path.join(tmp_dir, f"{name}.stats.json"), "w") as f:
             json.dump(stats, f, indent=2, sort_keys=True)

@@ -1,5 +1,6 @@
 """Finding input files, reading them line by line with a progress bar, and accounting for malformed lines."""
 
+import contextlib
 import glob
 import gzip
 import os
@@ -12,20 +13,39 @@ class InputError(ValueError):
     """Bad input: the message names the file, field or option and what was expected."""
 
 
+_FOUND = []  # stack of sets recording the files find_file returned (recording_found_files)
+
+
+@contextlib.contextmanager
+def recording_found_files():
+    """The absolute paths find_file returns while inside: which inputs a reader actually used."""
+    _FOUND.append(set())
+    try:
+        yield _FOUND[-1]
+    finally:
+        _FOUND.pop()
+
+
 def find_file(inputs, patterns, what):
     """The first file among `inputs` (files, or folders searched for `patterns`) that matches a pattern."""
     for path in inputs:
         if os.path.isfile(path) and any(glob.fnmatch.fnmatch(os.path.basename(path), p) for p in patterns):
-            return path
+            return _found(path)
     for path in inputs:
         if os.path.isdir(path):
             for pattern in patterns:
                 found = sorted(glob.glob(os.path.join(path, pattern)))
                 if found:
-                    return found[0]
+                    return _found(found[0])
     missing = [p for p in inputs if not os.path.exists(p)]
     hint = f"; these inputs do not exist: {missing}" if missing else ""
     raise InputError(f"no {what} file ({' or '.join(patterns)}) found in --input {list(inputs)}{hint}")
+
+
+def _found(path):
+    for recorded in _FOUND:
+        recorded.add(os.path.abspath(path))
+    return path
 
 
 def open_text(path, encoding="utf-8"):

@@ -10,7 +10,7 @@ from logging import getLogger
 
 from recbole.data import create_dataset, data_preparation
 from recbole.data.transform import construct_transform
-from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
+from recbole.utils import calculate_valid_score, get_environment, get_flops, init_logger, init_seed, set_color
 
 from recbole_srt import distributed
 from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, trusted_checkpoint_globals
@@ -85,10 +85,19 @@ def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=Non
     log_flops(model, dataset, config, logger)
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
-    )
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    if config["epochs"] == 0:
+        # No training step: the model as built (e.g. from pretrained_model: zero-shot) through the same evaluation.
+        logger.info("epochs: 0, evaluating the model as built, without training")
+        trainer.set_train_item_counts(train_data)
+        best_valid_result = trainer.evaluate(valid_data, load_best_model=False, show_progress=config["show_progress"])
+        best_valid_score = calculate_valid_score(best_valid_result, config["valid_metric"].lower())
+        test_result = trainer.evaluate(test_data, load_best_model=False, show_progress=config["show_progress"])
+        saved = False
+    else:
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+        )
+        test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
 
     logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")

@@ -274,3 +274,44 @@ def test_synthetic_catalog_is_seeded_exact_and_popularity_skewed(tmp_path):
     counts = read_inter(tmp_path / "out", "synth")["item_id:token"].value_counts()
     assert counts.iloc[:30].sum() > 5 * 12000 * 30 / 3000  # the top 1% of items: over 5x a uniform share
     assert synthetic(["--items", "3000", "--users", "400", "--interactions", "1000", "--output", str(tmp_path / "c")]) == 2
+
+
+def test_several_folders_combine_into_one_dataset_with_distinct_ids(tmp_path):
+    """The Beauty sample and a synthetic catalog whose ids collide with nothing but could: both kept, prefixed,
+    counted per source, one tokenizer over both."""
+    from dataset_scripts.synthetic import main as synthetic
+
+    synth = tmp_path / "synth-shop"
+    assert synthetic(["--items", "200", "--users", "60", "--interactions", "600", "--seed", "2",
+                      "--output", str(synth)]) == 0
+    beauty = os.path.join(FIXTURES, "amazon-beauty-sample")
+    stats = convert("sequences", [beauty, str(synth)], "combined", tmp_path / "out", vocab_size=2000)
+    sources = stats["sources"]
+    assert sources["amazon-beauty-sample"]["interactions"] == 4161 and sources["synth-shop"]["interactions"] == 600
+    assert (stats["n_users"], stats["n_items"], stats["n_interactions"]) == (360, 2995, 4761)
+    items = read_item(tmp_path / "out", "combined")["item_id:token"]
+    assert items.str.startswith("synth-shop:").sum() == 200 and items.str.startswith("amazon-beauty-sample:").sum() == 2795
+    alone = convert("sequences", [beauty], "beauty_alone", tmp_path / "out", vocab_size=2000)
+    assert alone["sources"] is None and alone["n_items"] == 2795
+
+
+def test_inputs_are_never_silently_ignored(tmp_path):
+    beauty = os.path.join(FIXTURES, "amazon-beauty-sample")
+    stray = tmp_path / "notes.txt.csv"
+    stray.write_text("not a dataset file\n")
+    with pytest.raises(InputError, match="mixes dataset folders"):
+        convert("sequences", [beauty, str(stray)], "x", tmp_path / "out")
+    files = [os.path.join(beauty, f) for f in ("user_sequence.txt.gz", "Amazon_Beauty.item.gz")]
+    with pytest.raises(InputError, match="not used"):
+        convert("sequences", [*files, str(stray)], "x", tmp_path / "out")
+    assert convert("sequences", files, "x", tmp_path / "out", vocab_size=2000)["n_interactions"] == 4161
+
+
+@pytest.mark.shared_data
+def test_games_and_office_combine_for_pre_training(shared_raw, tmp_path):
+    stats = convert("sequences", [os.path.join(shared_raw, "amazon-games-2018"),
+                                  os.path.join(shared_raw, "amazon-office-2014")], "pretrain", tmp_path / "out",
+                    vocab_size=30000)
+    assert stats["sources"]["amazon-games-2018"]["interactions"] == 440264
+    assert stats["sources"]["amazon-office-2014"]["interactions"] == 53258
+    assert stats["n_interactions"] == 440264 + 53258

@@ -6,6 +6,7 @@ against popularity-drawn negatives with logQ correction.
 
 from logging import getLogger
 
+import sentencepiece as spm
 import torch
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.layers import TransformerEncoder
@@ -17,6 +18,7 @@ from recbole_srt.data.tokenizer import load_tokenizer
 from recbole_srt.model.item_text_encoder import ItemTextEncoder
 from recbole_srt.model.negative_sampler import NegativeSampler, sampling_probabilities
 from recbole_srt.model.sampled_softmax import sampled_softmax_loss
+from recbole_srt.transfer import pretrained as transfer
 
 POSITION_ENCODINGS = ("absolute", "reverse")
 # Floats of the [users, candidates, hidden] or [users, catalog] intermediates of one evaluation step (1 GiB).
@@ -46,7 +48,14 @@ class SRT(SequentialRecommender):
             text_fields = [text_fields]
         texts = item_texts(dataset, text_fields, config["text_normalization"])
         corpus = [t for item in texts[1:] for t in item]
-        tokenizer, self.tokenizer_proto = load_tokenizer(config, corpus)
+        pretrained = None
+        if config["pretrained_model"]:
+            pretrained = transfer.read(config["pretrained_model"])
+            transfer.check_compatible(config, pretrained, config["pretrained_model"], text_fields)
+            self.tokenizer_proto = transfer.tokenizer_proto(pretrained)
+            tokenizer = spm.SentencePieceProcessor(model_proto=self.tokenizer_proto)
+        else:
+            tokenizer, self.tokenizer_proto = load_tokenizer(config, corpus)
         tokens, truncated = token_table(tokenizer, texts, config["max_text_tokens"])
         without_text = int((tokens[1:] == 0).all(dim=-1).all(dim=-1).sum())
         logger.info(
@@ -93,6 +102,10 @@ class SRT(SequentialRecommender):
         self.initializer_range = config["initializer_range"]
         self.apply(self._init_weights)
         nn.init.normal_(self.item_encoder.empty_field, std=self.initializer_range)
+        if pretrained is not None:
+            self.load_state_dict(pretrained["state_dict"])
+            logger.info(f"SRT weights and tokenizer from pretrained_model {config['pretrained_model']} "
+                        f"(trained on {pretrained['config']['dataset']})")
 
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)):

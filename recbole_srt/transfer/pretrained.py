@@ -1,0 +1,42 @@
+"""`pretrained_model: PATH` builds SRT on a new dataset with a checkpoint's weights and tokenizer.
+
+Every SRT parameter (token embeddings, adapter, transformer, positions) is independent of the catalog, so a
+checkpoint trained on other categories loads as is; the new catalog's text is tokenized with the checkpoint's own
+SentencePiece model (stored in the checkpoint), and popularity comes from the new training split as always.
+"""
+
+from recbole_srt.compat import load_checkpoint
+
+# Settings that decide the parameters' shapes or what they mean: they must be the checkpoint's.
+MUST_MATCH = ("n_layers", "n_heads", "hidden_size", "inner_size", "hidden_act", "token_embedding_size",
+              "per_field_token_tables", "text_pooling", "text_normalization", "position_encoding",
+              "MAX_ITEM_LIST_LENGTH")
+
+
+def read(path):
+    """The checkpoint at `path`, checked to be an SRT checkpoint with its tokenizer."""
+    checkpoint = load_checkpoint(path, "cpu")
+    model = checkpoint["config"]["model"]
+    if str(model) != "SRT":
+        raise ValueError(f"pretrained_model {path}: a {model} checkpoint, not SRT's (only SRT's weights do not depend "
+                         "on the catalog)")
+    if not (checkpoint.get("other_parameter") or {}).get("tokenizer_proto"):
+        raise ValueError(f"pretrained_model {path}: the checkpoint holds no SentencePiece model")
+    return checkpoint
+
+
+def check_compatible(config, checkpoint, path, text_fields):
+    """A clear error naming both values for every setting that differs from the checkpoint's."""
+    trained = checkpoint["config"]
+    differing = [f"{key} is {config[key]!r} here but {trained[key]!r} in the checkpoint"
+                 for key in MUST_MATCH if config[key] != trained[key]]
+    trained_fields = list(trained["text_fields"]) if not isinstance(trained["text_fields"], str) else [trained["text_fields"]]
+    if len(trained_fields) != len(text_fields):
+        differing.append(f"text_fields is {text_fields} here but {trained_fields} in the checkpoint "
+                         "(the adapter takes one vector per field)")
+    if differing:
+        raise ValueError(f"pretrained_model {path}: " + "; ".join(differing))
+
+
+def tokenizer_proto(checkpoint):
+    return checkpoint["other_parameter"]["tokenizer_proto"]
