@@ -21,17 +21,21 @@ from recbole_srt.evaluation.candidates import CandidateSampler
 from recbole_srt.evaluation.ranking import positive_ranks, random_tie_break, topk_hits
 from recbole_srt.lr_schedule import build_scheduler
 from recbole_srt.scaling.flops import epoch_flops, parameter_counts
+from recbole_srt.transfer import ewc, finetune
 
 
 class _Loss(torch.nn.Module):
-    """The model's training loss as a module's forward, so DistributedDataParallel wraps the loss itself."""
+    """The model's training loss (plus a regulariser such as EWC's, if any) as a module's forward, so
+    DistributedDataParallel and torch.compile wrap the loss itself."""
 
-    def __init__(self, model):
+    def __init__(self, model, penalty=None):
         super().__init__()
         self.model = model
+        self.penalty = penalty
 
     def forward(self, interaction):
-        return self.model.calculate_loss(interaction)
+        loss = self.model.calculate_loss(interaction)
+        return loss if self.penalty is None else loss + self.penalty()
 
 
 class SRTTrainerMixin:
@@ -77,7 +81,7 @@ class SRTTrainerMixin:
 
     def _set_up_training_step(self, config, model, is_distributed):
         """The loss as a module (compiled if asked, in DDP when distributed), clipping, mixed precision."""
-        self.loss_module = _Loss(model)
+        self.loss_module = _Loss(model, ewc.from_config(config, model) if config["ewc_lambda"] else None)
         if config["compile"]:
             self.loss_module = torch.compile(self.loss_module, backend=config["compile_backend"] or "inductor")
         if is_distributed:
@@ -116,14 +120,25 @@ class SRTTrainerMixin:
         self.optimizer.register_step_post_hook(lambda *_: self.lr_scheduler.step())
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        if self.lr_scheduler is None:
-            self._build_lr_scheduler(len(train_data) * self._scheduled_epochs())
         self.set_train_item_counts(train_data)
         if distributed.is_distributed(self.config):
             repeated = len(train_data.sampler) * self.config["world_size"] - train_data.sample_size
             self.logger.info(f"{self.config['world_size']} processes, {train_data.step} training samples each per step; "
                              f"{repeated} of {train_data.sample_size} samples repeated per epoch for equal shares")
+        if finetune.check(self.config) == "progressive":
+            return finetune.fit_progressive(self, lambda: super(SRTTrainerMixin, self).fit(
+                train_data, valid_data, verbose, saved, show_progress, callback_fn), len(train_data))
+        if self.lr_scheduler is None:
+            self._build_lr_scheduler(len(train_data) * self._scheduled_epochs())
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+
+    def new_optimizer(self, params, total_steps):
+        """A fresh optimizer over `params` with its own schedule of `total_steps` (a fine-tuning stage's)."""
+        self.optimizer = self._build_optimizer(params=params)
+        if self.grad_clipping:
+            self.optimizer.register_step_pre_hook(self._clip_gradients)
+        self.lr_scheduler, self._resumed_scheduler_state = None, None
+        self._build_lr_scheduler(total_steps)
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         if loss_func is None:

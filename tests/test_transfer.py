@@ -6,14 +6,15 @@ import torch
 from helpers import ML_TEXT, TOY_TEXT, build
 from recbole_srt import SRTTrainer, run_recbole
 from recbole_srt.compat import load_checkpoint
+from recbole_srt.transfer.ewc import EWCPenalty
 
 
 @pytest.fixture(scope="module")
 def ml_checkpoint(data_root, tmp_path_factory):
-    """SRT trained one epoch on a 40-user ml-100k subset (movie titles and genres)."""
+    """SRT (2 layers) trained one epoch on a 40-user ml-100k subset (movie titles and genres)."""
     folder = tmp_path_factory.mktemp("pretrain")
     settings = {"data_path": data_root, "epochs": 1, "MAX_ITEM_LIST_LENGTH": 10, "hidden_size": 16, "inner_size": 32,
-                "n_layers": 1, "n_heads": 2, "train_batch_size": 256, "eval_batch_size": 256, "show_progress": False,
+                "n_layers": 2, "n_heads": 2, "train_batch_size": 256, "eval_batch_size": 256, "show_progress": False,
                 "train_neg_count": 20, "tokenizer_vocab_size": 300, "seed": 7, "state": "WARNING",
                 "tokenizer_dir": str(folder / "tok"), "checkpoint_dir": str(folder / "saved"), **ML_TEXT}
     result = run_recbole("SRT", "ml40", config_dict=settings)
@@ -61,3 +62,72 @@ def test_a_non_srt_checkpoint_is_refused(data_root, tmp_path, ml_checkpoint):
     sasrec = run_recbole("SASRec", "ml40", config_dict={**base, "loss_type": "CE"})["saved_model_file"]
     with pytest.raises(ValueError, match="a SASRec checkpoint, not SRT's"):
         build("SRT", "beauty_toy", {}, **toy_settings(base, sasrec))
+
+
+def distance(model, state, prefix=""):
+    return sum(float((p.detach() - state[name]).norm()) for name, p in model.named_parameters()
+               if name.startswith(prefix))
+
+
+def test_progressive_fine_tuning_unfreezes_layers_from_the_top(ml_checkpoint):
+    path, base = ml_checkpoint
+    pretrained = load_checkpoint(path, "cpu")["state_dict"]
+    config, model, (train, valid, _) = build("SRT", "beauty_toy", {}, **toy_settings(
+        base, path, finetune_strategy="progressive", finetune_epochs_per_layer=1, finetune_final_epochs=0,
+        learning_rate=0.01, lr_schedule="constant"))  # one step per stage here: one-cycle would start it at LR 0
+    after_first_stage = {}
+
+    def snapshot(epoch, _):
+        if epoch == 0:
+            after_first_stage.update({k: v.clone() for k, v in model.state_dict().items()})
+
+    trainer = SRTTrainer(config, model)
+    trainer.fit(train, valid, saved=False, callback_fn=snapshot)
+    changed = {k for k, v in after_first_stage.items() if not torch.equal(v, pretrained[k])}
+    assert changed and all(k.startswith("trm_encoder.layer.1.") for k in changed)  # stage 1: the top layer only
+    final = model.state_dict()
+    changed = {k for k, v in final.items() if not torch.equal(v, pretrained[k])}
+    assert any(k.startswith("trm_encoder.layer.0.") for k in changed)  # stage 2: both layers
+    assert not any(k.startswith(("item_encoder.", "position_embedding.")) for k in changed)  # no final stage here
+    assert trainer.epochs == 2 and all(p.requires_grad for p in model.parameters())
+
+
+def test_ewc_penalty_is_the_fisher_weighted_distance_to_the_anchor():
+    model = torch.nn.Linear(3, 2)
+    fisher = {"weight": torch.full((2, 3), 2.0), "bias": torch.tensor([0.0, 4.0])}
+    penalty = EWCPenalty(model, fisher, strength=10.0)
+    assert penalty().item() == 0.0
+    with torch.no_grad():
+        model.weight += 0.5
+        model.bias += 1.0
+    assert penalty().item() == pytest.approx(10 / 2 * (6 * 2.0 * 0.25 + 4.0 * 1.0))
+
+
+def test_ewc_holds_fine_tuned_weights_near_the_pre_trained_ones(ml_checkpoint):
+    import os
+
+    path, base = ml_checkpoint
+    pretrained = load_checkpoint(path, "cpu")["state_dict"]
+    distances = {}
+    for strength in (0, 1e6):
+        config, model, (train, valid, _) = build("SRT", "beauty_toy", {}, **toy_settings(
+            base, path, epochs=8, learning_rate=0.01, lr_schedule="constant", ewc_lambda=strength,
+            ewc_fisher_batches=3))
+        SRTTrainer(config, model).fit(train, valid, saved=False)
+        # The adapter: every pre-training item went through it, so its Fisher information is large (a barely trained
+        # transformer's is near 0 here, and token rows no pre-training item used have none: EWC leaves those free).
+        distances[strength] = distance(model, pretrained, "item_encoder.adapter.")
+    assert distances[1e6] < 0.5 * distances[0], distances
+    assert os.path.isfile(f"{path}.fisher-3.pt")  # computed once on the pre-training data, cached
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"finetune_strategy": "layerwise"}, "finetune_strategy: 'layerwise'"),
+    ({"pretrained_model": None, "finetune_strategy": "progressive"}, "set pretrained_model"),
+    ({"pretrained_model": None, "ewc_lambda": 100}, "set pretrained_model"),
+])
+def test_bad_fine_tuning_settings_are_clear_errors(ml_checkpoint, extra, message):
+    path, base = ml_checkpoint
+    with pytest.raises(ValueError, match=message):
+        config, model, (train, valid, _) = build("SRT", "beauty_toy", {}, **toy_settings(base, path, **extra))
+        SRTTrainer(config, model).fit(train, valid, saved=False)

@@ -1,0 +1,78 @@
+"""Elastic weight consolidation (`ewc_lambda`, the paper uses 100): while fine-tuning, a penalty
+lambda / 2 * sum_i F_i (theta_i - theta*_i)^2 pulls each weight toward its pre-trained value theta*, weighted by the
+diagonal Fisher information F estimated on the pre-training data (mean squared gradient of the training loss over
+`ewc_fisher_batches` batches). F is computed once per checkpoint, from the checkpoint's own dataset, and cached
+next to it (`<checkpoint>.fisher-<batches>.pt`).
+"""
+
+import os
+from logging import getLogger
+
+import torch
+from torch import nn
+
+from recbole_srt.compat import load_checkpoint, save_checkpoint
+
+
+def fisher_diagonal(model, train_data, batches):
+    """{parameter name: mean squared gradient} over the first `batches` training batches."""
+    device = next(model.parameters()).device
+    fisher = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
+    model.train()
+    seen = 0
+    for batch in train_data:
+        if seen == batches:
+            break
+        model.zero_grad(set_to_none=True)
+        model.calculate_loss(batch.to(device)).backward()
+        for name, p in model.named_parameters():
+            if p.grad is not None:
+                fisher[name] += p.grad.detach() ** 2
+        seen += 1
+    model.zero_grad(set_to_none=True)
+    return {name: value / max(1, seen) for name, value in fisher.items()}
+
+
+def pretraining_fisher(checkpoint_path, batches):
+    """The checkpoint's Fisher on its own training data: cached, or computed (and cached) now."""
+    cache = f"{checkpoint_path}.fisher-{batches}.pt"
+    if os.path.isfile(cache):
+        return load_checkpoint(cache, "cpu")
+    from recbole_srt.quick_start import load_data_and_model
+
+    getLogger().info(f"EWC: Fisher information of {checkpoint_path} over {batches} batches of its training data")
+    _, model, _, train_data, _, _ = load_data_and_model(checkpoint_path)
+    fisher = {name: value.cpu() for name, value in fisher_diagonal(model, train_data, batches).items()}
+    save_checkpoint(fisher, cache)
+    return fisher
+
+
+class EWCPenalty(nn.Module):
+    def __init__(self, model, fisher, strength):
+        super().__init__()
+        self.model = [model]  # not a submodule: the penalty holds no parameters of its own
+        self.strength = strength
+        names = [name for name, _ in model.named_parameters()]
+        missing = [name for name in names if name not in fisher]
+        if missing:
+            raise ValueError(f"ewc: the Fisher information has no entry for {missing[:3]} (another architecture?)")
+        for index, (name, p) in enumerate(model.named_parameters()):
+            self.register_buffer(f"fisher_{index}", fisher[name].to(p.device))
+            self.register_buffer(f"anchor_{index}", p.detach().clone())
+
+    def forward(self):
+        total = 0.0
+        for index, p in enumerate(self.model[0].parameters()):
+            total = total + (getattr(self, f"fisher_{index}") * (p - getattr(self, f"anchor_{index}")) ** 2).sum()
+        return self.strength / 2 * total
+
+
+def from_config(config, model):
+    """The EWC penalty of this run, or None (ewc_lambda 0). Anchored at the model's current (pre-trained) weights."""
+    strength = config["ewc_lambda"] or 0
+    if strength <= 0:
+        return None
+    if not config["pretrained_model"]:
+        raise ValueError("ewc_lambda: EWC anchors fine-tuning at pre-trained weights: set pretrained_model")
+    fisher = pretraining_fisher(config["pretrained_model"], config["ewc_fisher_batches"])
+    return EWCPenalty(model, fisher, strength)

@@ -1,0 +1,52 @@
+"""Fine-tuning a pre-trained SRT as the paper does (§4.5): `finetune_strategy: progressive` unfreezes the
+transformer layers one at a time from the top, each stage `finetune_epochs_per_layer` epochs with its own optimizer
+and one-cycle schedule at `learning_rate`; a last stage unfreezes everything else too (token embeddings, adapter,
+positions, input norm) for `finetune_final_epochs`. `full` trains everything from the start. One run: the best
+validation checkpoint over all stages is kept, as in any run.
+"""
+
+STRATEGIES = ("full", "progressive")
+
+
+def check(config):
+    strategy = config["finetune_strategy"] or "full"
+    if strategy not in STRATEGIES:
+        raise ValueError(f"finetune_strategy: '{strategy}' is not one of {STRATEGIES}")
+    if strategy == "progressive" and not config["pretrained_model"]:
+        raise ValueError("finetune_strategy: 'progressive' fine-tunes a pre-trained model: set pretrained_model")
+    return strategy
+
+
+def progressive_stages(model, config):
+    """[(description, parameters trained, epochs)]: top 1 layer, top 2 layers, ..., then everything."""
+    layers = list(model.trm_encoder.layer)
+    stages = [(f"top {k} of {len(layers)} transformer layers", [p for layer in layers[-k:] for p in layer.parameters()],
+               config["finetune_epochs_per_layer"]) for k in range(1, len(layers) + 1)]
+    stages.append(("every parameter (token embeddings, adapter, positions too)", list(model.parameters()),
+                   config["finetune_final_epochs"]))
+    return stages
+
+
+def fit_progressive(trainer, fit_stage, steps_per_epoch):
+    """Run the stages through `fit_stage()` (RecBole's fit over trainer.start_epoch .. trainer.epochs); returns the
+    last stage's (best valid score, best valid result), which are the best over all stages."""
+    stages = progressive_stages(trainer.model, trainer.config)
+    epoch, result = trainer.start_epoch, (None, None)
+    try:
+        for index, (description, params, epochs) in enumerate(stages, start=1):
+            if epochs <= 0:
+                continue
+            trainable = {id(p) for p in params}
+            for p in trainer.model.parameters():
+                p.requires_grad_(id(p) in trainable)
+            trainer.new_optimizer(params, steps_per_epoch * epochs)
+            trainer.start_epoch, trainer.epochs, trainer.cur_step = epoch, epoch + epochs, 0
+            trainer.eval_step = min(trainer.config["eval_step"], epochs)
+            trainer.logger.info(f"fine-tuning stage {index}/{len(stages)}: {description}, "
+                                f"epochs {epoch}-{epoch + epochs - 1}")
+            result = fit_stage()
+            epoch += epochs
+    finally:
+        for p in trainer.model.parameters():
+            p.requires_grad_(True)
+    return result
