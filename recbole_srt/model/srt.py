@@ -46,6 +46,7 @@ class SRT(SequentialRecommender):
         text_fields = config["text_fields"]
         if isinstance(text_fields, str):
             text_fields = [text_fields]
+        self.text_fields, self.text_normalization = list(text_fields), config["text_normalization"]
         texts = item_texts(dataset, text_fields, config["text_normalization"])
         corpus = [t for item in texts[1:] for t in item]
         pretrained = None

@@ -1,0 +1,167 @@
+"""Top-k recommendations from a trained SRT for given histories, over the dataset's catalog or any table of items
+given by their text (new items included: SRT encodes text, not ids).
+
+    python -m recbole_srt.recommend --checkpoint saved/SRT-....pth --histories histories.txt [--items items.tsv] \\
+        [--k 10] [--output recommendations.tsv|.json]
+
+histories.txt: one history per line, item ids separated by spaces, oldest first. items.tsv: a header with item_id
+and the model's text fields (RecBole `.item` headers such as `title:token` work), one item per line.
+"""
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import dataclass
+from logging import getLogger
+
+import sentencepiece as spm
+import torch
+
+from recbole_srt.data.item_text import normalize_text, token_table
+
+
+@dataclass
+class Catalog:
+    """Candidate items: ids[i] is row i of embeddings; row 0 is padding (id None, never recommended)."""
+
+    ids: list
+    embeddings: torch.Tensor
+    items_without_text: int = 0
+
+
+def load_model(model_or_checkpoint, dataset=None):
+    """(model in eval mode, its dataset or None) from an SRT model or a checkpoint path (which brings its dataset)."""
+    if isinstance(model_or_checkpoint, str):
+        from recbole_srt.quick_start import load_data_and_model
+
+        _, model, dataset, _, _, _ = load_data_and_model(model_or_checkpoint)
+    else:
+        model = model_or_checkpoint
+    if type(model).__name__ != "SRT":
+        raise ValueError(f"recommend: needs an SRT model (it encodes item text), got {type(model).__name__}")
+    return model.eval(), dataset
+
+
+@torch.no_grad()
+def dataset_catalog(model, dataset):
+    ids = [None, *dataset.field2id_token[dataset.iid_field][1:]]
+    return Catalog(ids, model.all_item_embeddings())
+
+
+def read_item_table(path, text_fields):
+    """{item id: {field: text}} from a TSV file; clear errors for a missing field or a malformed line."""
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t")
+        header = [h.split(":")[0] for h in next(reader, [])]
+        if "item_id" not in header:
+            raise ValueError(f"{path}: the header needs an item_id column, got {header}")
+        missing = [field for field in text_fields if field not in header]
+        if missing:
+            raise ValueError(f"{path}: no column for the model's text field(s) {missing} (header {header})")
+        table = {}
+        for number, row in enumerate(reader, start=2):
+            if len(row) != len(header):
+                raise ValueError(f"{path}, line {number}: {len(row)} fields, the header has {len(header)}")
+            values = dict(zip(header, row))
+            table[values["item_id"]] = {field: values[field] for field in text_fields}
+    return table
+
+
+@torch.no_grad()
+def table_catalog(model, table):
+    """The items of `table` ({id: {field: text}}) encoded with the model's tokenizer and text encoder."""
+    fields, normalization = model.text_fields, model.text_normalization
+    texts = [[normalize_text(str(text.get(field) or ""), normalization) for field in fields] for text in table.values()]
+    without_text = sum(not any(item) for item in texts)
+    tokenizer = spm.SentencePieceProcessor(model_proto=model.tokenizer_proto)
+    tokens, _ = token_table(tokenizer, [[""] * len(fields), *texts], model.item_tokens.size(-1))
+    tokens = tokens.to(model.item_tokens.device)
+    embeddings = torch.cat([model.item_encoder(chunk) for chunk in tokens.split(model.item_chunk_size)])
+    embeddings[0] = 0  # padding
+    return Catalog([None, *table], embeddings, without_text)
+
+
+@torch.no_grad()
+def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=True, dataset=None, batch_size=1024):
+    """Per history (a list of item ids, oldest first): the top-k [(item id, score)], best first.
+
+    `items`: None for the dataset's catalog (a checkpoint brings its dataset; with a model, pass `dataset`), then
+    histories use the dataset's item ids; or a table of items ({id: {field: text}} or the path of a TSV file) to
+    rank instead, and histories use the table's ids. Items already in a history are left out unless
+    `exclude_history` is False.
+    """
+    model, dataset = load_model(model_or_checkpoint, dataset)
+    if items is None:
+        if dataset is None:
+            raise ValueError("recommend: a model without its dataset needs `items` (a table of items to rank)")
+        catalog = dataset_catalog(model, dataset)
+    else:
+        table = read_item_table(items, model.text_fields) if isinstance(items, str) else items
+        catalog = table_catalog(model, table)
+        if catalog.items_without_text:
+            getLogger().info(f"recommend: {catalog.items_without_text} of {len(table)} items have no text; "
+                             "they are scored with the learned empty-field vectors")
+    row_of = {item: row for row, item in enumerate(catalog.ids) if row > 0}
+    rows = []
+    for number, history in enumerate(histories):
+        unknown = [item for item in history if item not in row_of]
+        if unknown:
+            raise ValueError(f"recommend: history {number} has item ids not in the catalog: {unknown[:5]}")
+        if not history:
+            raise ValueError(f"recommend: history {number} is empty")
+        rows.append([row_of[item] for item in history][-model.max_seq_length:])
+    k = min(k, len(catalog.ids) - 1)
+    results = []
+    device = catalog.embeddings.device
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        lengths = torch.tensor([len(r) for r in chunk], device=device)
+        seq = torch.zeros(len(chunk), int(lengths.max()), dtype=torch.long, device=device)
+        for i, r in enumerate(chunk):
+            seq[i, : len(r)] = torch.tensor(r, device=device)
+        scores = model.encode_sequence(catalog.embeddings[seq], lengths) @ catalog.embeddings.T
+        if exclude_history:
+            scores.scatter_(1, seq, float("-inf"))
+        scores[:, 0] = float("-inf")
+        top_scores, top_rows = scores.topk(k, dim=1)
+        for score_row, item_row in zip(top_scores.tolist(), top_rows.tolist()):
+            results.append([(catalog.ids[r], s) for r, s in zip(item_row, score_row) if s != float("-inf")])
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m recbole_srt.recommend", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--histories", required=True, help="one history per line: item ids, oldest first")
+    parser.add_argument("--items", help="TSV of items to rank (item_id and the model's text fields)")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--include-history", action="store_true", help="also recommend items already in a history")
+    parser.add_argument("--output", help=".tsv (history, rank, item_id, score) or .json; default: TSV on stdout")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        with open(args.histories, encoding="utf-8") as f:
+            histories = [line.split() for line in f if line.strip()]
+        results = recommend(args.checkpoint, histories, args.k, args.items, not args.include_history)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"recommend: error: {error}", file=sys.stderr)
+        return 2
+    if args.output and args.output.endswith(".json"):
+        with open(args.output, "w") as f:
+            json.dump([[{"item_id": i, "score": s} for i, s in row] for row in results], f)
+        return 0
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        out.write("history\trank\titem_id\tscore\n")
+        for number, row in enumerate(results):
+            for rank, (item, score) in enumerate(row, start=1):
+                out.write(f"{number}\t{rank}\t{item}\t{score:.6f}\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
