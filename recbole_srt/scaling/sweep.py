@@ -141,7 +141,7 @@ def run_point(point, data_path, dataset_name, dataset_settings, results_path, ma
                                      "seen_interactions": trainer.seen_interactions,
                                      "wall_s": time.perf_counter() - start})
 
-    best_score, best_valid = trainer.fit(train, valid, saved=True, show_progress=False, callback_fn=after_epoch)
+    _, best_valid = trainer.fit(train, valid, saved=True, show_progress=False, callback_fn=after_epoch)
     test_result = trainer.evaluate(test, load_best_model=True)
     final = {**common, "final": True, "best_valid_ndcg@5": best_valid.get("ndcg@5"),
              "test_ndcg@5": test_result["ndcg@5"], "test_hit@5": test_result["hit@5"],
