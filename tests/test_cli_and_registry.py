@@ -82,3 +82,16 @@ def test_console_script_runs_on_shipped_ml100k(model_name, tmp_path):
     log = "".join(p.read_text() for p in (tmp_path / "log" / model_name).glob("*.log"))
     assert "Saving current" in log and "Loading model structure and parameters from" in log
     assert "valid result" in log
+
+
+def test_setup_cfg_installs_every_package():
+    """A non-editable install (CI, README's first command) ships only the packages setup.cfg lists."""
+    import configparser
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser = configparser.ConfigParser()
+    parser.read(os.path.join(repo, "setup.cfg"))
+    listed = set(parser["options"]["packages"].split())
+    found = {os.path.relpath(root, repo).replace(os.sep, ".") for top in ("recbole_srt", "dataset_scripts")
+             for root, _, files in os.walk(os.path.join(repo, top)) if "__init__.py" in files}
+    assert found <= listed, f"missing from setup.cfg packages: {sorted(found - listed)}"
