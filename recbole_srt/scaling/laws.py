@@ -104,6 +104,11 @@ def sigmoid_in_log(flops, ndcg):
             "largest_left_out": _largest_left_out(_fit_sigmoid, sigmoid, (x,), y, x)}
 
 
+# Non-negative coefficients (eq. 4); E, the NDCG of infinite N and T, is at most 1; exponents at most 3. Without
+# the caps a few points admit degenerate fits (E of 3, exponents near 0, terms cancelling).
+RISK_BOUNDS = ([0, 0, 0, 0, 0], [1, np.inf, 3, np.inf, 3])
+
+
 def risk(params, n, t):
     e, a, alpha, b, beta = params
     return e - a / n**alpha - b / t**beta
@@ -115,7 +120,7 @@ def _fit_risk(n, t, y):
         for beta in (0.1, 0.4, 0.8):
             start = [float(y.max()) + 0.01, float(np.median(n)) ** alpha * 0.05,
                      alpha, float(np.median(t)) ** beta * 0.05, beta]
-            result = least_squares(lambda p: risk(p, n, t) - y, start, bounds=(0, np.inf), x_scale="jac")
+            result = least_squares(lambda p: risk(p, n, t) - y, start, bounds=RISK_BOUNDS, x_scale="jac")
             if best is None or result.cost < best.cost:
                 best = result
     return best.x
