@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The GPU checks and benchmarks of this repository, in steps that each fit a lent machine's 10-minute command limit.
+#
+#   benchmarks/gpu_session.sh setup|tests|step_cost|catalog|ddp
+#
+# setup installs the wheels carried in .whl/ (RecBole 1.2.1 and pandas 2.2.3 for the machine's Python; download
+# them beforehand with `pip download --no-deps --only-binary=:all: --python-version 3.12 ...`) into /tmp/site;
+# every other step uses them. Results land in benchmarks/results/ and, when $OUT is set, are copied there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+python=${PYTHON:-python3}
+
+copy_out() {
+    if [ -n "${OUT:-}" ]; then cp "$@" "$OUT"/; fi
+}
+
+case "${1:-}" in
+    setup)
+        rm -rf /tmp/site
+        "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+        "$python" -c "import recbole_srt, torch; print('ok', torch.__version__, torch.cuda.get_device_name(0))"
+        ;;
+    tests)
+        "$python" -m pytest -q -x -p no:cacheprovider 2>&1 | tail -5
+        ;;
+    step_cost)
+        "$python" benchmarks/step_cost.py --gpu --batch "${BATCH:-1024}" --steps 5 --warmup 3
+        copy_out benchmarks/results/step_cost_gpu.*
+        ;;
+    catalog)
+        "$python" benchmarks/catalog_scale.py --gpu --sizes 1000000 10000000 --data_dir /tmp/catalog_scale \
+            --results benchmarks/results/catalog_scale_gpu.jsonl
+        copy_out benchmarks/results/catalog_scale_gpu.*
+        ;;
+    ddp)
+        "$python" benchmarks/distributed_throughput.py --gpu --procs 1
+        copy_out benchmarks/results/distributed_throughput_gpu.*
+        ;;
+    *)
+        echo "usage: $0 setup|tests|step_cost|catalog|ddp" >&2
+        exit 2
+        ;;
+esac
