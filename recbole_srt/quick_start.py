@@ -57,6 +57,10 @@ def prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     check_dataset(config)
     init_seed(config["seed"], config["reproducibility"])
+    # RecBole's logger and trainer create ./log/MODEL and checkpoint_dir with a check-then-create that races when
+    # several processes start in one folder (torchrun): create them first, race-free.
+    os.makedirs(os.path.join("log", str(config["model"])), exist_ok=True)
+    os.makedirs(config["checkpoint_dir"], exist_ok=True)
     init_logger(config)
     if distributed.is_distributed(config):
         distributed.check_same_settings(config)
