@@ -4,7 +4,6 @@ and the test compares it with one process doing the same.
     python -m torch.distributed.run --standalone --nproc_per_node=2 tests/distributed_worker.py DATA_ROOT OUT
 """
 
-import json
 import os
 import sys
 

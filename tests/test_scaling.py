@@ -1,7 +1,6 @@
 """Scaling-study foundations: Table 3 architectures by name, parameter counts and analytic training FLOPs."""
 
 import pytest
-import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from helpers import ML_TEXT, build
