@@ -10,11 +10,12 @@ from logging import getLogger
 
 from recbole.data import create_dataset, data_preparation
 from recbole.data.transform import construct_transform
-from recbole.utils import calculate_valid_score, get_environment, get_flops, init_logger, init_seed, set_color
+from recbole.utils import calculate_valid_score, get_environment, get_flops, init_seed, set_color
 
 from recbole_srt import distributed
 from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, trusted_checkpoint_globals
 from recbole_srt.config import Config
+from recbole_srt.run_log import start_run_log
 from recbole_srt.utils import get_model, get_trainer
 
 
@@ -61,7 +62,7 @@ def prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
     # several processes start in one folder (torchrun): create them first, race-free.
     os.makedirs(os.path.join("log", str(config["model"])), exist_ok=True)
     os.makedirs(config["checkpoint_dir"], exist_ok=True)
-    init_logger(config)
+    start_run_log(config)
     if distributed.is_distributed(config):
         distributed.check_same_settings(config)
     dataset = create_dataset(config)
@@ -146,7 +147,7 @@ def load_data_and_model(model_file):
     config = checkpoint["config"]
     distributed.as_single_process(config)
     init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    start_run_log(config)
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     model = build_model(config, train_data)
