@@ -46,14 +46,18 @@ def convert(raw_dir, data_dir, name, folders):
     return yaml_path
 
 
-def run_one(label, model, yaml_path, settings, results, seed):
-    """One run_recbole in this process; its record (appended), or the existing one."""
+def run_one(label, model, yaml_path, settings, results, seed, needs_checkpoint=False):
+    """One run_recbole in this process; its record (appended), or the existing one (if `needs_checkpoint`, only
+    while its checkpoint file still exists)."""
     from recbole_srt import run_recbole
 
     key = settings_hash({"label": label, "model": model, "dataset": yaml_path, "settings": settings, "seed": seed})
-    for record in read_records(results):
-        if record["hash"] == key:
-            return record
+    done = [record for record in read_records(results) if record["hash"] == key]
+    if done and not (needs_checkpoint and not os.path.exists(done[-1]["checkpoint"])):
+        return done[-1]
+    if done:
+        print(f"{label}, seed {seed}: recorded, but its checkpoint {done[-1]['checkpoint']} is gone (a fresh "
+              f"checkout?); training it again", flush=True)
     start = time.perf_counter()
     result = run_recbole(model, config_file_list=[yaml_path],
                          config_dict={**settings, "seed": seed, "show_progress": False, "state": "INFO"})
@@ -76,19 +80,20 @@ def run(args):
     beauty_yaml = convert(args.raw_dir, args.data_dir, "Amazon_Beauty", ["amazon-beauty-2014"])
     for seed in args.seeds:
         pretrained = run_one("SRT-1K pre-trained (Games + Office)", "SRT", pretrain_yaml,
-                             {**common, **SRT_1K, "epochs": budget["pretrain_epochs"]}, args.results, seed)
-        checkpoint = pretrained["checkpoint"]
-        run_one("SASRec-CE from scratch", "SASRec", beauty_yaml,
-                {**common, "loss_type": "CE", "epochs": budget["scratch_epochs"]}, args.results, seed)
+                             {**common, **SRT_1K, "epochs": budget["pretrain_epochs"]}, args.results, seed,
+                             needs_checkpoint=True)
+        # Cheapest first, so that an interrupted session has committed the most rows.
+        transfer = {**common, **SRT_1K, "pretrained_model": pretrained["checkpoint"]}
+        run_one("SRT-1K zero-shot", "SRT", beauty_yaml, {**transfer, "epochs": 0}, args.results, seed)
         run_one("SRT-1K from scratch", "SRT", beauty_yaml,
                 {**common, **SRT_1K, "epochs": budget["scratch_epochs"]}, args.results, seed)
-        transfer = {**common, **SRT_1K, "pretrained_model": checkpoint}
-        run_one("SRT-1K zero-shot", "SRT", beauty_yaml, {**transfer, "epochs": 0}, args.results, seed)
         run_one("SRT-1K fine-tuned (full)", "SRT", beauty_yaml,
                 {**transfer, "epochs": budget["finetune_epochs"]}, args.results, seed)
         run_one("SRT-1K fine-tuned (progressive + EWC 100)", "SRT", beauty_yaml,
                 {**transfer, **budget["progressive"], "finetune_strategy": "progressive", "ewc_lambda": 100},
                 args.results, seed)
+        run_one("SASRec-CE from scratch", "SASRec", beauty_yaml,
+                {**common, "loss_type": "CE", "epochs": budget["scratch_epochs"]}, args.results, seed)
 
 
 def table(args):
@@ -98,14 +103,16 @@ def table(args):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    records = [r for r in read_records(args.results) if "pre-trained" not in r["label"]]
+    latest = {(r["label"], r["seed"]): r for r in read_records(args.results) if "pre-trained" not in r["label"]}
+    records = list(latest.values())
     labels = list(dict.fromkeys(r["label"] for r in records))
     rows, means = [], []
     for label in labels:
         runs = [r for r in records if r["label"] == label]
         ndcg, hit = np.array([r["test_ndcg@5"] for r in runs]), np.array([r["test_hit@5"] for r in runs])
         paper = PAPER.get(label)
-        rows.append([label, len(runs), f"{ndcg.mean():.4f} ± {ndcg.std():.4f}", f"{hit.mean():.4f} ± {hit.std():.4f}",
+        spread = (lambda v: f"{v.mean():.4f}") if len(runs) == 1 else (lambda v: f"{v.mean():.4f} ± {v.std():.4f}")
+        rows.append([label, len(runs), spread(ndcg), spread(hit),
                      f"{paper[0]:.4f} / {paper[1]:.4f}" if paper else "-"])
         means.append(ndcg.mean())
     text = markdown_table(["Beauty, sampled10000 test", "seeds", "NDCG@5", "HIT@5", "paper NDCG@5 / HIT@5"], rows)
