@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+import yaml
+
 from common import RESULTS_DIR, machine, markdown_table
 from recbole_srt.scaling.records import append_record, read_records
 from recbole_srt.scaling.sweep import settings_hash
@@ -91,6 +93,12 @@ def run(args):
                 {**transfer, "epochs": budget["finetune_epochs"]}, args.results, seed)
         run_one("SRT-1K fine-tuned (progressive + EWC 100)", "SRT", beauty_yaml,
                 {**transfer, **budget["progressive"], "finetune_strategy": "progressive", "ewc_lambda": 100},
+                args.results, seed)
+        # Control for the fine-tuned rows: their tokenizer and number of epochs, but random initial weights.
+        with open(pretrain_yaml) as f:
+            pretrain_tokenizer = yaml.safe_load(f)["tokenizer_model"]
+        run_one("SRT-1K from scratch (pre-training's tokenizer and fine-tuning epochs)", "SRT", beauty_yaml,
+                {**common, **SRT_1K, "epochs": budget["finetune_epochs"], "tokenizer_model": pretrain_tokenizer},
                 args.results, seed)
         run_one("SASRec-CE from scratch", "SASRec", beauty_yaml,
                 {**common, "loss_type": "CE", "epochs": budget["scratch_epochs"]}, args.results, seed)
