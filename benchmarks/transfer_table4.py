@@ -25,7 +25,7 @@ from recbole_srt.scaling.sweep import settings_hash
 
 # The paper's Table 4 (Beauty): its fine-tuned model is progressive + EWC after pre-training on other categories.
 PAPER = {"SRT-1K from scratch": (0.0360, 0.0611), "SRT-1K fine-tuned (progressive + EWC 100)": (0.0405, 0.0645)}
-# cpu: sized for a 2-core CPU (about 4 hours for one seed); paper: §4.2/§4.5 settings for a GPU machine.
+# cpu: sized for a 2-core CPU (measured: about 2 hours for one seed, 2026-11-23); paper: §4.2/§4.5 settings for a GPU.
 BUDGETS = {
     "cpu": {"common": {"MAX_ITEM_LIST_LENGTH": 20, "train_batch_size": 512, "learning_rate": 0.002,
                        "eval_batch_size": 4096, "stopping_step": 3},
