@@ -55,7 +55,7 @@ def run_one(label, model, yaml_path, settings, results, seed, needs_checkpoint=F
 
     key = settings_hash({"label": label, "model": model, "dataset": yaml_path, "settings": settings, "seed": seed})
     done = [record for record in read_records(results) if record["hash"] == key]
-    if done and not (needs_checkpoint and not os.path.exists(done[-1]["checkpoint"])):
+    if done and (not needs_checkpoint or os.path.exists(done[-1]["checkpoint"])):
         return done[-1]
     if done:
         print(f"{label}, seed {seed}: recorded, but its checkpoint {done[-1]['checkpoint']} is gone (a fresh "
