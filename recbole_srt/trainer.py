@@ -13,6 +13,7 @@ from torch.nn.utils import clip_grad_norm_
 from recbole_srt import distributed
 from recbole_srt.acceleration.attention import use_attention
 from recbole_srt.acceleration.precision import autocast_loss, check as check_precision
+from recbole_srt.acceleration.training_epoch import train_epoch
 from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, save_checkpoint, use_fused_gelu
 from recbole_srt.evaluation.trainer_evaluation import EvaluationMixin
 from recbole_srt.lr_schedule import build_scheduler
@@ -141,7 +142,10 @@ class SRTTrainerMixin(EvaluationMixin):
             # the training precision.
             loss_func = self.distributed_model if distributed.is_distributed(self.config) else self.loss_module
             loss_func = autocast_loss(loss_func, self.precision, self.device)
-        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        if _step_loop_is_recboles(super()._train_epoch):
+            loss = train_epoch(self, train_data, epoch_idx, loss_func, show_progress)
+        else:
+            loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         flops = epoch_flops(self.model, self.config, train_data)
         self.train_flops = None if flops is None or self.train_flops is None else self.train_flops + flops
         self.seen_interactions += train_data.sample_size
@@ -214,6 +218,13 @@ class SRTTrainerMixin(EvaluationMixin):
         self.train_flops = compute.get("train_flops", self.train_flops)
         self.seen_interactions = compute.get("seen_interactions", self.seen_interactions)
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+
+def _step_loop_is_recboles(train_epoch_method):
+    """Whether the trainer below the mixin runs RecBole's plain step loop, which ours replaces; a trainer with its
+    own `_train_epoch` keeps it."""
+    return getattr(train_epoch_method, "__func__", None) is Trainer._train_epoch
+
 
 class SRTTrainer(SRTTrainerMixin, Trainer):
     """RecBole's Trainer with the additions above: what every sequential model without a trainer of its own gets."""

@@ -70,3 +70,52 @@ def test_bad_speed_keys_are_clear_errors(fast_config, extra, message):
     config, model, _ = build("SRT", "ml80", fast_config, **extra)
     with pytest.raises(ValueError, match=message):
         SRTTrainer(config, model)
+
+
+def test_sync_free_epoch_loop_trains_exactly_as_recboles(fast_config):
+    """Same batches, negatives, dropout and updates as RecBole's `_train_epoch`: equal summed loss and weights."""
+    from recbole.trainer import Trainer
+
+    config, model, (train, _, _) = build("SRT", "ml80", fast_config, learning_rate=0.01, lr_schedule="constant")
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    results = []
+    for loop in ("ours", "recbole"):
+        model.load_state_dict(initial)
+        trainer = SRTTrainer(config, model)
+        torch.manual_seed(7)
+        train.generator.manual_seed(7)  # the same batch order
+        if loop == "ours":
+            loss = trainer._train_epoch(train, 0)
+        else:
+            loss = Trainer._train_epoch(trainer, train, 0, loss_func=trainer.loss_module)
+        results.append((loss, {k: v.clone() for k, v in model.state_dict().items()}))
+    (ours_loss, ours_state), (recbole_loss, recbole_state) = results
+    assert ours_loss == pytest.approx(recbole_loss, rel=1e-5)
+    assert any(not torch.equal(ours_state[k], initial[k]) for k in initial)
+    for key in initial:
+        torch.testing.assert_close(ours_state[key], recbole_state[key])
+
+
+def test_sync_free_epoch_loop_reports_the_first_nan_step_and_sums_loss_parts(fast_config):
+    from recbole_srt.acceleration.training_epoch import train_epoch
+
+    config, model, (train, _, _) = build("SRT", "ml80", fast_config)
+    trainer = SRTTrainer(config, model)
+    calls = []
+
+    def parts(interaction):
+        calls.append(1)
+        loss = model.calculate_loss(interaction)
+        return loss, torch.ones((), requires_grad=True)
+
+    total, ones = train_epoch(trainer, train, 0, parts)
+    assert ones == len(calls) == len(train) and total > 0
+
+    def nan_from_third_step(interaction):
+        calls.append(1)
+        loss = model.calculate_loss(interaction)
+        return loss * float("nan") if len(calls) >= 3 else loss
+
+    calls.clear()
+    with pytest.raises(ValueError, match=r"Training loss is nan \(epoch 4, first at step 2\)"):
+        train_epoch(trainer, train, 4, nan_from_third_step)
