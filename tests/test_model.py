@@ -113,7 +113,7 @@ def test_distinct_item_path_matches_the_catalog_table(fast_config):
     _, model, _ = build("SRT", "ml40", fast_config)
     ids = torch.tensor([[3, 5, 3], [1, 0, 7]])
     model.train()
-    distinct = model.embed_items(ids)  # fewer ids than items: each distinct one encoded once
+    distinct = model.embed_items(ids)  # fewer ids than items: encoded per id (distinct ids once on the CPU)
     model.eval()
     torch.testing.assert_close(distinct, model.embed_items(ids))
 
