@@ -18,14 +18,14 @@ import argparse
 import gc
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 
 import torch
 
-from common import RESULTS_DIR, machine, markdown_table, prepare, trainer_for, write_results
+from common import (RESULTS_DIR, first_batches, machine, markdown_table, prepare, seconds_per_step, trainer_for,
+                    write_results)
 
 MEASUREMENTS = ["data", "candidates", "eval sampled10000", "eval full", "train SRT-1K", "train SASRec-CE"]
 MODEL = {"hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2, "MAX_ITEM_LIST_LENGTH": 50}
@@ -127,26 +127,10 @@ def measure(measurement, size, args):
         seconds = time.perf_counter() - begin
         return {**record, "seconds": seconds, "ms_per_user": seconds / record["users"] * 1000,
                 "peak_mb": peak_memory_mb(device), "ndcg@5": result["ndcg@5"], "eval_batch": config["eval_batch_size"]}
-    batches = []
-    for batch in train:
-        batches.append(batch.to(device))
-        if len(batches) == args.steps + 1:
-            break
-    model.train()
+    batches = first_batches(train, args.steps + 1, device)
     reset_peak_memory(device)
-    times = []
-    for index, batch in enumerate(batches):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        begin = time.perf_counter()
-        trainer.optimizer.zero_grad()
-        model.calculate_loss(batch).backward()
-        trainer.optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if index > 0:  # the first step allocates optimizer state
-            times.append(time.perf_counter() - begin)
-    return {**record, "seconds_per_step": statistics.median(times), "peak_mb": peak_memory_mb(device),
+    seconds = seconds_per_step(trainer, batches)  # the first step allocates optimizer state: not timed
+    return {**record, "seconds_per_step": seconds, "peak_mb": peak_memory_mb(device),
             "batch": TRAIN_BATCH}
 
 

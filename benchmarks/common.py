@@ -2,9 +2,14 @@
 
 import json
 import os
+import statistics
 import sys
+import time
+
+import torch
 
 from recbole_srt import SRTTrainer
+from recbole_srt.acceleration.precision import autocast_loss
 from recbole_srt.machine import describe as machine
 from recbole_srt.quick_start import prepare as prepare_run
 
@@ -22,6 +27,41 @@ def trainer_for(config, model, train):
     trainer = SRTTrainer(config, model)
     trainer.set_train_item_counts(train)
     return trainer
+
+
+def first_batches(train, count, device, batch_size=None):
+    """The first `count` training batches, already on `device` (only full ones of `batch_size` rows, if given)."""
+    batches = []
+    for batch in train:
+        if batch_size is None or len(batch) == batch_size:
+            batches.append(batch.to(device))
+        if len(batches) == count:
+            break
+    return batches
+
+
+def seconds_per_step(trainer, batches, warmup=1):
+    """Median seconds of the trainer's own step over `batches` after the first `warmup` (allocators, optimizer
+    state): its loss function under the training precision's autocast, fp16 loss scaling, and the clipping and LR
+    schedule hooked on the optimizer's step. A CUDA device is synchronised around each step."""
+    model, optimizer, device = trainer.model, trainer.optimizer, trainer.device
+    loss_func = autocast_loss(trainer.loss_module, trainer.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "fp16")
+    model.train()
+    times = []
+    for index, batch in enumerate(batches):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss_func(batch)).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if index >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def markdown_table(header, rows):

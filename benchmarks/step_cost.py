@@ -12,14 +12,11 @@ analytic count of recbole_srt/scaling/flops.py (checked against torch's FlopCoun
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
 
-from common import markdown_table, prepare, write_results
+from common import first_batches, markdown_table, prepare, seconds_per_step, write_results
 from recbole_srt import SRTTrainer
-from recbole_srt.acceleration.precision import autocast_loss
 from recbole_srt.scaling.architectures import TABLE3
 from recbole_srt.scaling.flops import train_step_flops
 
@@ -38,27 +35,6 @@ def peak_tflops(device_name, precision):
         if fragment in device_name:
             return peaks[precision]
     return None
-
-
-def time_steps(trainer, batches, warmup):
-    model, optimizer, device = trainer.model, trainer.optimizer, trainer.device
-    loss_func = autocast_loss(trainer.loss_module, trainer.precision, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "fp16")
-    model.train()
-    times = []
-    for index, batch in enumerate(batches):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss_func(batch)).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if index >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main():
@@ -87,13 +63,8 @@ def main():
                             "show_progress": False, "shuffle": False}
                 config, model, train, _, _ = prepare("SRT", args.dataset, settings)
                 trainer = SRTTrainer(config, model)
-                batches = []
-                for batch in train:
-                    if len(batch) == args.batch:
-                        batches.append(batch.to(trainer.device))
-                    if len(batches) == args.warmup + args.steps:
-                        break
-                seconds = time_steps(trainer, batches, args.warmup)
+                batches = first_batches(train, args.warmup + args.steps, trainer.device, batch_size=args.batch)
+                seconds = seconds_per_step(trainer, batches, args.warmup)
                 flops = train_step_flops(model, config, args.batch)
                 device_name = torch.cuda.get_device_name(0) if args.gpu else "cpu"
                 peak = peak_tflops(device_name, precision) if args.gpu else None

@@ -7,13 +7,8 @@ Target (issue 3): SRT-1K step <= 1.5x SASRec-CE step.
 """
 
 import argparse
-import statistics
-import time
 
-import torch
-from torch.nn.utils import clip_grad_norm_
-
-from common import markdown_table, prepare, trainer_for, write_results
+from common import first_batches, markdown_table, prepare, seconds_per_step, trainer_for, write_results
 
 VARIANTS = [
     ("SASRec-CE", "SASRec", {"loss_type": "CE", "train_neg_sample_args": None}),
@@ -21,26 +16,6 @@ VARIANTS = [
     ("SRT-100", "SRT", {"train_neg_count": 100}),
     ("SRT-1000", "SRT", {"train_neg_count": 1000}),
 ]
-
-
-def seconds_per_step(trainer, batches):
-    model, optimizer = trainer.model, trainer.optimizer
-    model.train()
-    times = []
-    for index, batch in enumerate(batches):
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        loss = model.calculate_loss(batch.to(trainer.device))
-        loss.backward()
-        clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        if index > 0:  # the first step warms up allocators and caches
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main():
@@ -68,6 +43,7 @@ def main():
         "state": "WARNING",
         "show_progress": False,
         "shuffle": False,
+        "max_grad_norm": 1.0,
     }
     if args.config_files:
         import yaml
@@ -79,12 +55,7 @@ def main():
     for label, model_name, extra in VARIANTS:
         config, model, train, _, _ = prepare(model_name, args.dataset, {**shared, **extra})
         trainer = trainer_for(config, model, train)
-        batches = []
-        for batch in train:
-            batches.append(batch)
-            if len(batches) == args.steps + 1:
-                break
-        seconds = seconds_per_step(trainer, batches)
+        seconds = seconds_per_step(trainer, first_batches(train, args.steps + 1, trainer.device))
         records.append({"label": label, "seconds_per_step": seconds, "n_items": model.n_items})
         print(f"{label}: {seconds:.3f} s/step", flush=True)
     base = records[0]["seconds_per_step"]
