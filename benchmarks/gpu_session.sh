@@ -23,6 +23,7 @@ case "${1:-}" in
         ;;
     tests)
         "$python" -m pytest -q -x -p no:cacheprovider 2>&1 | tail -5
+        "$python" -m pytest -q -p no:cacheprovider -m gpu 2>&1 | tail -15
         ;;
     step_cost)
         "$python" benchmarks/step_cost.py --gpu --batch "${BATCH:-1024}" --steps 5 --warmup 3
