@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks and benchmarks of this repository, in steps that each fit a lent machine's 10-minute command limit.
 #
-#   benchmarks/gpu_session.sh setup|tests|step_cost|catalog|ddp
+#   benchmarks/gpu_session.sh setup|tests|step_cost|epoch_loop|catalog|ddp
 #
 # setup installs the wheels carried in .whl/ (RecBole 1.2.1 and pandas 2.2.3 for the machine's Python; download
 # them beforehand with `pip download --no-deps --only-binary=:all: --python-version 3.12 ...`) into /tmp/site;
@@ -29,6 +29,10 @@ case "${1:-}" in
         "$python" benchmarks/step_cost.py --gpu --batch "${BATCH:-1024}" --steps 5 --warmup 3
         copy_out benchmarks/results/step_cost_gpu.*
         ;;
+    epoch_loop)
+        "$python" benchmarks/epoch_loop.py --gpu --arch "${ARCH:-L24-H4-D256}" --precision bf16 --batch 256 --length 50
+        copy_out benchmarks/results/epoch_loop_gpu.*
+        ;;
     catalog)
         "$python" benchmarks/catalog_scale.py --gpu --sizes 1000000 10000000 --data_dir /tmp/catalog_scale \
             --results benchmarks/results/catalog_scale_gpu.jsonl
@@ -39,7 +43,7 @@ case "${1:-}" in
         copy_out benchmarks/results/distributed_throughput_gpu.*
         ;;
     *)
-        echo "usage: $0 setup|tests|step_cost|catalog|ddp" >&2
+        echo "usage: $0 setup|tests|step_cost|epoch_loop|catalog|ddp" >&2
         exit 2
         ;;
 esac
