@@ -92,8 +92,10 @@ def test_sync_free_epoch_loop_trains_exactly_as_recboles(fast_config):
     (ours_loss, ours_state), (recbole_loss, recbole_state) = results
     assert ours_loss == pytest.approx(recbole_loss, rel=1e-5)
     assert any(not torch.equal(ours_state[k], initial[k]) for k in initial)
+    # Multi-threaded CPU reductions are not bit-reproducible run to run (1e-5 seen); one missed or doubled Adam step
+    # at this learning rate moves weights by about 1e-2.
     for key in initial:
-        torch.testing.assert_close(ours_state[key], recbole_state[key])
+        torch.testing.assert_close(ours_state[key], recbole_state[key], atol=1e-4, rtol=1e-4)
 
 
 def test_sync_free_epoch_loop_reports_the_first_nan_step_and_sums_loss_parts(fast_config):
