@@ -4,7 +4,9 @@ RecBole's loop reads every batch's loss back to the host (`loss.item()`, `torch.
 each read waits for the step to finish, so the CPU cannot collate and copy the next batch while the GPU computes.
 Here the loss sum and the first NaN step stay on the device and are read once, after the last step; batches reach
 a CUDA device through pinned memory with non-blocking copies. The step itself is RecBole's: zero the gradients,
-loss, (scaled) backward, optimizer step; clipping and the LR schedule hang on the optimizer's step hooks.
+loss, (scaled) backward, optimizer step; clipping and the LR schedule hang on the optimizer's step hooks. One read
+remains with fp16: torch's GradScaler checks each step's gradients for overflow on the host (bf16 and fp32 have no
+scaler).
 """
 
 import torch

@@ -128,8 +128,8 @@ class SRT(SequentialRecommender):
 
         In eval mode, and whenever a batch references at least as many ids as the catalog has, rows of the whole
         catalog table. Otherwise, on the CPU each distinct id is encoded once (14% less step time, SRT-1K on Beauty at
-        length 20); on an accelerator every id is encoded as it comes, because torch.unique's data-dependent size
-        would make the host wait for the device at every step (and break torch.compile's graph).
+        length 20, 2-core EPYC); on an accelerator every id is encoded as it comes, because torch.unique's
+        data-dependent size would make the host wait for the device at every step (and break torch.compile's graph).
         """
         if not self.training or item_ids.numel() >= self.n_items:
             return self.all_item_embeddings()[item_ids]
