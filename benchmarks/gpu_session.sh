@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks and benchmarks of this repository, in steps that each fit a lent machine's 10-minute command limit.
 #
-#   benchmarks/gpu_session.sh setup|tests|step_cost|epoch_loop|catalog|ddp
+#   benchmarks/gpu_session.sh setup|tests|step_cost|compile|epoch_loop|catalog|ddp
 #
 # setup installs the wheels carried in .whl/ (RecBole 1.2.1 and pandas 2.2.3 for the machine's Python; download
 # them beforehand with `pip download --no-deps --only-binary=:all: --python-version 3.12 ...`) into /tmp/site;
@@ -29,6 +29,11 @@ case "${1:-}" in
         "$python" benchmarks/step_cost.py --gpu --batch "${BATCH:-1024}" --steps 5 --warmup 3
         copy_out benchmarks/results/step_cost_gpu.*
         ;;
+    compile)
+        "$python" benchmarks/step_cost.py --gpu --batch "${BATCH:-1024}" --archs L2-H2-D64 L24-H4-D256 --precisions bf16 \
+            --compile off on --steps 5 --warmup 5 --name step_cost_compile_gpu
+        copy_out benchmarks/results/step_cost_compile_gpu.*
+        ;;
     epoch_loop)
         "$python" benchmarks/epoch_loop.py --gpu --arch "${ARCH:-L24-H4-D256}" --precision bf16 --batch 256 --length 50
         copy_out benchmarks/results/epoch_loop_gpu.*
@@ -43,7 +48,7 @@ case "${1:-}" in
         copy_out benchmarks/results/distributed_throughput_gpu.*
         ;;
     *)
-        echo "usage: $0 setup|tests|step_cost|epoch_loop|catalog|ddp" >&2
+        echo "usage: $0 setup|tests|step_cost|compile|epoch_loop|catalog|ddp" >&2
         exit 2
         ;;
 esac

@@ -4,6 +4,7 @@ model FLOPs utilisation (MFU) against the device's peak, for each precision and 
     python benchmarks/step_cost.py                                        # CPU: small architectures, fp32 and bf16
     python benchmarks/step_cost.py --gpu --batch 1024                     # GPU: all Table 3, fp32 / bf16 / fp16
     python benchmarks/step_cost.py --archs L2-H2-D64 --attention sdpa recbole --precisions fp32
+    python benchmarks/step_cost.py --archs L2-H2-D64 --compile off on --warmup 3      # eager against torch.compile
 
 Each step is the trainer's own (its loss function with DDP/compile/autocast wiring, gradient clipping as the
 optimizer steps, GradScaler for fp16), timed as the median of --steps steps after --warmup steps; FLOPs are the
@@ -11,6 +12,7 @@ analytic count of recbole_srt/scaling/flops.py (checked against torch's FlopCoun
 """
 
 import argparse
+import itertools
 import json
 
 import torch
@@ -48,45 +50,46 @@ def main():
     parser.add_argument("--neg", type=int, default=1000, help="train_neg_count (SRT-1K)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the loss (more warm-up steps)")
+    parser.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"],
+                        help="torch.compile the loss (inductor; its first steps compile: give more --warmup)")
     parser.add_argument("--gpu", action="store_true")
+    parser.add_argument("--name", default=None, help="results/<name>.{json,md} (default: step_cost_cpu or _gpu)")
     args = parser.parse_args()
     archs = args.archs or (list(TABLE3) if args.gpu else ["L2-H2-D64", "L4-H2-D64", "L2-H2-D128", "L4-H2-D128"])
     precisions = args.precisions or (["fp32", "bf16", "fp16"] if args.gpu else ["fp32", "bf16"])
     records, rows = [], []
     for arch in archs:
-        for attention in args.attention:
-            for precision in precisions:
-                settings = {"architecture": arch, "train_batch_size": args.batch, "MAX_ITEM_LIST_LENGTH": args.length,
-                            "train_neg_count": args.neg, "attention": attention, "precision": precision,
-                            "compile": args.compile, "gpu_id": "0" if args.gpu else "", "state": "WARNING",
-                            "show_progress": False, "shuffle": False}
-                config, model, train, _, _ = prepare("SRT", args.dataset, settings)
-                trainer = SRTTrainer(config, model)
-                batches = first_batches(train, args.warmup + args.steps, trainer.device, batch_size=args.batch)
-                seconds = seconds_per_step(trainer, batches, args.warmup)
-                flops = train_step_flops(model, config, args.batch)
-                device_name = torch.cuda.get_device_name(0) if args.gpu else "cpu"
-                peak = peak_tflops(device_name, precision) if args.gpu else None
-                record = {"arch": arch, "attention": attention, "precision": precision, "seconds_per_step": seconds,
-                          "sequences_per_second": args.batch / seconds, "flops_per_step": flops,
-                          "achieved_tflops": flops / seconds / 1e12, "peak_tflops": peak,
-                          "mfu": flops / seconds / 1e12 / peak if peak else None,
-                          "non_embedding_parameters": trainer.n_non_embedding_parameters}
-                records.append(record)
-                rows.append([arch, attention, precision, f"{seconds * 1000:.1f}", f"{record['sequences_per_second']:,.0f}",
-                             f"{flops / 1e9:.1f}", f"{record['achieved_tflops'] * 1000:.1f}",
-                             f"{record['mfu']:.1%}" if record["mfu"] is not None else "-"])
-                print(json.dumps(record), flush=True)
-                del trainer, model, batches
-                if args.gpu:
-                    torch.cuda.empty_cache()
+        for attention, precision, compiled in itertools.product(args.attention, precisions, args.compile):
+            settings = {"architecture": arch, "train_batch_size": args.batch, "MAX_ITEM_LIST_LENGTH": args.length,
+                        "train_neg_count": args.neg, "attention": attention, "precision": precision,
+                        "compile": compiled == "on", "gpu_id": "0" if args.gpu else "", "state": "WARNING",
+                        "show_progress": False, "shuffle": False}
+            config, model, train, _, _ = prepare("SRT", args.dataset, settings)
+            trainer = SRTTrainer(config, model)
+            batches = first_batches(train, args.warmup + args.steps, trainer.device, batch_size=args.batch)
+            seconds = seconds_per_step(trainer, batches, args.warmup)
+            flops = train_step_flops(model, config, args.batch)
+            device_name = torch.cuda.get_device_name(0) if args.gpu else "cpu"
+            peak = peak_tflops(device_name, precision) if args.gpu else None
+            record = {"arch": arch, "attention": attention, "precision": precision, "compile": compiled,
+                      "seconds_per_step": seconds,
+                      "sequences_per_second": args.batch / seconds, "flops_per_step": flops,
+                      "achieved_tflops": flops / seconds / 1e12, "peak_tflops": peak,
+                      "mfu": flops / seconds / 1e12 / peak if peak else None,
+                      "non_embedding_parameters": trainer.n_non_embedding_parameters}
+            records.append(record)
+            rows.append([arch, attention, precision, compiled, f"{seconds * 1000:.1f}",
+                         f"{record['sequences_per_second']:,.0f}", f"{flops / 1e9:.1f}", f"{record['achieved_tflops'] * 1000:.1f}",
+                         f"{record['mfu']:.1%}" if record["mfu"] is not None else "-"])
+            print(json.dumps(record), flush=True)
+            del trainer, model, batches
+            if args.gpu:
+                torch.cuda.empty_cache()
     device = "gpu" if args.gpu else "cpu"
-    title = (f"SRT-{args.neg} training steps on {args.dataset}, batch {args.batch} x length {args.length}"
-             f"{', torch.compile' if args.compile else ''}")
-    table = markdown_table(["architecture", "attention", "precision", "ms/step", "sequences/s", "GFLOP/step",
+    title = f"SRT-{args.neg} training steps on {args.dataset}, batch {args.batch} x length {args.length}"
+    table = markdown_table(["architecture", "attention", "precision", "compile", "ms/step", "sequences/s", "GFLOP/step",
                             "achieved GFLOP/s", "MFU"], rows)
-    write_results(f"step_cost_{device}", {"settings": vars(args), "runs": records}, f"{title}\n\n{table}")
+    write_results(args.name or f"step_cost_{device}", {"settings": vars(args), "runs": records}, f"{title}\n\n{table}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Fused attention computes RecBole's attention; bf16 and compiled training steps run and learn; bad keys fail."""
+"""Fused attention computes RecBole's attention; bf16 and compiled training steps run and learn, a compiled loss is
+one graph; the sync-free epoch loop trains as RecBole's; bad keys fail."""
 
 import pytest
 import torch
@@ -47,6 +48,27 @@ def test_bf16_and_compiled_training_learn(fast_config, extra):
     losses = [trainer._train_epoch(train, epoch) for epoch in range(3)]
     assert losses[-1] < losses[0]
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: weights stay fp32
+
+
+@pytest.mark.parametrize("model_name, extra", [
+    ("SRT", {}), ("SRT", {"shared_negatives": False, "position_encoding": "absolute"}),
+    ("SASRec", {"loss_type": "CE", "train_neg_sample_args": None}), ("BERT4Rec", {}),
+])
+def test_compiled_training_loss_is_one_graph(fast_config, model_name, extra):
+    """torch.compile gets the whole loss as one graph, no break (a break costs a host sync and loses fusion):
+    SRT's negative draws, item encoding and sampled softmax included; on the CPU SRT leaves out its torch.unique
+    (a data-dependent shape) while compiling."""
+    import torch._dynamo
+
+    config, model, (train, _, _) = build(model_name, "ml80", fast_config, train_batch_size=8, **extra)
+    batch = next(iter(train))
+    if model_name == "SRT":  # fewer ids than items: the step that would encode distinct ids only
+        assert batch["item_id_list"].numel() + 8 * (1 + config["train_neg_count"]) < model.n_items
+    trainer = SRTTrainer(config, model)
+    model.train()
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(trainer.loss_module)(batch)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
 
 
 def test_sampled_softmax_logits_stay_fp32_under_bf16(fast_config):

@@ -37,6 +37,7 @@ def synchronisations(run):
 
 @pytest.mark.parametrize("model_name, extra", [("SRT", {"train_neg_count": 100}),
                                                ("SRT", {"train_neg_count": 100, "shared_negatives": False}),
+                                               ("SRT", {"train_neg_count": 100, "compile": True}),
                                                ("SASRec", {"loss_type": "CE"})])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_training_epoch_synchronises_only_once_it_has_ended(fast_config, cuda, model_name, extra, precision):
@@ -44,7 +45,7 @@ def test_training_epoch_synchronises_only_once_it_has_ended(fast_config, cuda, m
                                          precision=precision, lr_schedule="constant", **extra)
     assert config["device"].type == "cuda" and len(train) >= 8
     trainer = SRTTrainer(config, model)
-    trainer._train_epoch(train, 0)  # first epoch: optimizer state and allocator caches are created
+    trainer._train_epoch(train, 0)  # first epoch: optimizer state, allocator caches and compiled graphs are created
     synced = synchronisations(lambda: trainer._train_epoch(train, 1))
     # The end of the epoch reads the NaN flag and the loss sums: a fixed number, however many steps ran.
     assert len(synced) <= 2, [str(w.message) for w in synced]
