@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The GPU checks and benchmarks of this repository, in steps that each fit a lent machine's 10-minute command limit.
 #
-#   benchmarks/gpu_session.sh setup|tests|step_cost|compile|epoch_loop|catalog|ddp
+#   benchmarks/gpu_session.sh wheels|setup|tests|step_cost|compile|epoch_loop|catalog|ddp
 #
-# setup installs the wheels carried in .whl/ (RecBole 1.2.1 and pandas 2.2.3 for the machine's Python; download
-# them beforehand with `pip download --no-deps --only-binary=:all: --python-version 3.12 ...`) into /tmp/site;
-# every other step uses them. Results land in benchmarks/results/ and, when $OUT is set, are copied there.
+# wheels runs on a machine with a package registry (the GPU machine has none): it downloads RecBole 1.2.1 and
+# pandas 2.2.3 for the GPU machine's Python ($GPU_PYTHON, default 3.12) into .whl/, which the `device` tool carries.
+# setup installs them into /tmp/site; every other step uses them. Results land in benchmarks/results/ and, when
+# $OUT is set, are copied there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
@@ -16,6 +17,11 @@ copy_out() {
 }
 
 case "${1:-}" in
+    wheels)
+        "$python" -m pip download -q --no-deps --only-binary=:all: --python-version "${GPU_PYTHON:-3.12}" \
+            --platform manylinux2014_x86_64 -d .whl recbole==1.2.1 pandas==2.2.3
+        ls .whl
+        ;;
     setup)
         rm -rf /tmp/site
         "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -48,7 +54,7 @@ case "${1:-}" in
         copy_out benchmarks/results/distributed_throughput_gpu.*
         ;;
     *)
-        echo "usage: $0 setup|tests|step_cost|compile|epoch_loop|catalog|ddp" >&2
+        echo "usage: $0 wheels|setup|tests|step_cost|compile|epoch_loop|catalog|ddp" >&2
         exit 2
         ;;
 esac
