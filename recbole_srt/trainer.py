@@ -79,7 +79,10 @@ class SRTTrainerMixin(EvaluationMixin):
         """The loss as a module (compiled if asked, in DDP when distributed), clipping, mixed precision."""
         self.loss_module = _Loss(model, ewc.from_config(config, model) if config["ewc_lambda"] else None)
         if config["compile"]:
-            self.loss_module = torch.compile(self.loss_module, backend=config["compile_backend"] or "inductor")
+            # Static shapes: the smaller last batch gets its own graph instead of turning the full batches' into a
+            # symbolic-shape one (slower kernels, no CUDA graphs).
+            self.loss_module = torch.compile(self.loss_module, backend=config["compile_backend"] or "inductor",
+                                             dynamic=False)
         if is_distributed:
             device_ids = [config["device"].index] if config["device"].type == "cuda" else None
             # Unused parameters (a model's branch a step does not take) must not stall the gradient reduction.

@@ -71,6 +71,47 @@ def test_compiled_training_loss_is_one_graph(fast_config, model_name, extra):
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
 
 
+def test_inductor_compiled_loss_and_gradients_equal_eager(fast_config):
+    config, model, (train, _, _) = build("SRT", "ml80", fast_config, n_layers=2, hidden_dropout_prob=0.0,
+                                         attn_dropout_prob=0.0)
+    trainer = SRTTrainer(config, model)
+    batch = next(iter(train))
+    model.train()
+
+    def loss_and_gradients(loss_func):
+        model.zero_grad()
+        torch.manual_seed(3)  # the same negatives
+        loss = loss_func(batch)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    eager_loss, eager_grads = loss_and_gradients(trainer.loss_module)
+    torch._dynamo.reset()
+    compiled_loss, compiled_grads = loss_and_gradients(torch.compile(trainer.loss_module, backend="inductor"))
+    torch.testing.assert_close(compiled_loss, eager_loss, atol=1e-5, rtol=1e-5)
+    for compiled, eager in zip(compiled_grads, eager_grads):
+        torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-4)
+
+
+def test_compiled_loss_keeps_static_shapes_when_the_last_batch_is_smaller(fast_config):
+    """One static graph per batch size (the full one and the last): automatic dynamic shapes would replace the
+    full batches' graph with a symbolic one, slower on GPUs."""
+    symbolic_sizes = []  # per compiled graph, its symbolic size inputs
+
+    def recording_backend(graph, example_inputs):
+        symbolic_sizes.append([t for t in example_inputs if isinstance(t, torch.SymInt)])
+        return graph.forward
+
+    config, model, (train, _, _) = build("SRT", "ml80", fast_config, train_batch_size=100, compile=True)
+    config["compile_backend"] = recording_backend
+    assert len(train.dataset) % 100  # a smaller last batch
+    trainer = SRTTrainer(config, model)
+    torch._dynamo.reset()
+    for epoch in range(2):
+        trainer._train_epoch(train, epoch)
+    assert symbolic_sizes == [[], []]
+
+
 def test_sampled_softmax_logits_stay_fp32_under_bf16(fast_config):
     from recbole_srt.model.sampled_softmax import sampled_softmax_loss
 
