@@ -40,28 +40,54 @@ def first_batches(train, count, device, batch_size=None):
     return batches
 
 
-def seconds_per_step(trainer, batches, warmup=1):
-    """Median seconds of the trainer's own step over `batches` after the first `warmup` (allocators, optimizer
-    state): its loss function under the training precision's autocast, fp16 loss scaling, and the clipping and LR
-    schedule hooked on the optimizer's step. A CUDA device is synchronised around each step."""
+def training_step(trainer):
+    """The trainer's own step as a function of a batch: its loss function under the training precision's autocast,
+    fp16 loss scaling, and the clipping and LR schedule hooked on the optimizer's step."""
     model, optimizer, device = trainer.model, trainer.optimizer, trainer.device
     loss_func = autocast_loss(trainer.loss_module, trainer.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "fp16")
     model.train()
+
+    def step(batch):
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss_func(batch)).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    return step
+
+
+def seconds_per_step(trainer, batches, warmup=1):
+    """Median seconds of the trainer's step over `batches` after the first `warmup` (allocators, optimizer state,
+    compilation). A CUDA device is synchronised around each step."""
+    step, device = training_step(trainer), trainer.device
     times = []
     for index, batch in enumerate(batches):
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss_func(batch)).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        step(batch)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if index >= warmup:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def top_operators(trainer, batches, count=12):
+    """Where a step's time goes: the operators with the most self time over `batches` (run after warm-up), device
+    time on a GPU and CPU time otherwise, in ms per step."""
+    step, on_gpu = training_step(trainer), trainer.device.type == "cuda"
+    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if on_gpu else [])
+    with torch.profiler.profile(activities=activities) as profile:
+        for batch in batches:
+            step(batch)
+        if on_gpu:
+            torch.cuda.synchronize()
+    self_time = "self_device_time_total" if on_gpu else "self_cpu_time_total"
+    events = sorted(profile.key_averages(), key=lambda e: getattr(e, self_time), reverse=True)[:count]
+    return [{"operator": e.key, "calls_per_step": e.count / len(batches),
+             "self_ms_per_step": getattr(e, self_time) / 1000 / len(batches)} for e in events]
 
 
 def markdown_table(header, rows):

@@ -5,6 +5,8 @@ model FLOPs utilisation (MFU) against the device's peak, for each precision and 
     python benchmarks/step_cost.py --gpu --batch 1024                     # GPU: all Table 3, fp32 / bf16 / fp16
     python benchmarks/step_cost.py --archs L2-H2-D64 --attention sdpa recbole --precisions fp32
     python benchmarks/step_cost.py --archs L2-H2-D64 --compile off on --warmup 3      # eager against torch.compile
+    python benchmarks/step_cost.py --gpu --archs L24-H4-D256 --precisions bf16 --profile  # where the step's time goes
+    python benchmarks/step_cost.py --fast_cpu_dropout on off --profile                  # CPU dropout masks
 
 Each step is the trainer's own (its loss function with DDP/compile/autocast wiring, gradient clipping as the
 optimizer steps, GradScaler for fp16), timed as the median of --steps steps after --warmup steps; FLOPs are the
@@ -17,7 +19,7 @@ import json
 
 import torch
 
-from common import first_batches, markdown_table, prepare, seconds_per_step, write_results
+from common import first_batches, markdown_table, prepare, seconds_per_step, top_operators, write_results
 from recbole_srt import SRTTrainer
 from recbole_srt.scaling.architectures import TABLE3
 from recbole_srt.scaling.flops import train_step_flops
@@ -52,17 +54,23 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"],
                         help="torch.compile the loss (inductor; its first steps compile: give more --warmup)")
+    parser.add_argument("--fast_cpu_dropout", nargs="+", default=["on"], choices=["on", "off"],
+                        help="CPU dropout masks from torch.rand (on) or torch's bernoulli_ (off)")
     parser.add_argument("--gpu", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile 3 more steps per run: the operators that take the most time")
     parser.add_argument("--name", default=None, help="results/<name>.{json,md} (default: step_cost_cpu or _gpu)")
     args = parser.parse_args()
     archs = args.archs or (list(TABLE3) if args.gpu else ["L2-H2-D64", "L4-H2-D64", "L2-H2-D128", "L4-H2-D128"])
     precisions = args.precisions or (["fp32", "bf16", "fp16"] if args.gpu else ["fp32", "bf16"])
-    records, rows = [], []
+    records, rows, profiles = [], [], []
     for arch in archs:
-        for attention, precision, compiled in itertools.product(args.attention, precisions, args.compile):
+        for attention, precision, compiled, fast_dropout in itertools.product(args.attention, precisions, args.compile,
+                                                                            args.fast_cpu_dropout):
             settings = {"architecture": arch, "train_batch_size": args.batch, "MAX_ITEM_LIST_LENGTH": args.length,
                         "train_neg_count": args.neg, "attention": attention, "precision": precision,
-                        "compile": compiled == "on", "gpu_id": "0" if args.gpu else "", "state": "WARNING",
+                        "compile": compiled == "on",
+                        "fast_cpu_dropout": fast_dropout == "on", "gpu_id": "0" if args.gpu else "", "state": "WARNING",
                         "show_progress": False, "shuffle": False}
             config, model, train, _, _ = prepare("SRT", args.dataset, settings)
             trainer = SRTTrainer(config, model)
@@ -72,13 +80,17 @@ def main():
             device_name = torch.cuda.get_device_name(0) if args.gpu else "cpu"
             peak = peak_tflops(device_name, precision) if args.gpu else None
             record = {"arch": arch, "attention": attention, "precision": precision, "compile": compiled,
-                      "seconds_per_step": seconds,
+                      "fast_cpu_dropout": fast_dropout, "seconds_per_step": seconds,
                       "sequences_per_second": args.batch / seconds, "flops_per_step": flops,
                       "achieved_tflops": flops / seconds / 1e12, "peak_tflops": peak,
                       "mfu": flops / seconds / 1e12 / peak if peak else None,
                       "non_embedding_parameters": trainer.n_non_embedding_parameters}
+            if args.profile:
+                record["top_operators"] = top_operators(trainer, batches[-3:])
+                profiles.append(f"**{arch}, {attention}, {precision}, compile {compiled}, fast CPU dropout {fast_dropout}**: " + "; ".join(
+                    f"{op['operator']} {op['self_ms_per_step']:.1f} ms" for op in record["top_operators"][:8]))
             records.append(record)
-            rows.append([arch, attention, precision, compiled, f"{seconds * 1000:.1f}",
+            rows.append([arch, attention, precision, compiled, fast_dropout, f"{seconds * 1000:.1f}",
                          f"{record['sequences_per_second']:,.0f}", f"{flops / 1e9:.1f}", f"{record['achieved_tflops'] * 1000:.1f}",
                          f"{record['mfu']:.1%}" if record["mfu"] is not None else "-"])
             print(json.dumps(record), flush=True)
@@ -87,8 +99,10 @@ def main():
                 torch.cuda.empty_cache()
     device = "gpu" if args.gpu else "cpu"
     title = f"SRT-{args.neg} training steps on {args.dataset}, batch {args.batch} x length {args.length}"
-    table = markdown_table(["architecture", "attention", "precision", "compile", "ms/step", "sequences/s", "GFLOP/step",
+    table = markdown_table(["architecture", "attention", "precision", "compile", "fast CPU dropout", "ms/step", "sequences/s", "GFLOP/step",
                             "achieved GFLOP/s", "MFU"], rows)
+    if profiles:
+        table += "\n\nSelf time per step of the costliest operators (torch.profiler):\n\n" + "\n\n".join(profiles)
     write_results(args.name or f"step_cost_{device}", {"settings": vars(args), "runs": records}, f"{title}\n\n{table}")
 
 

@@ -12,6 +12,7 @@ from torch.nn.utils import clip_grad_norm_
 
 from recbole_srt import distributed
 from recbole_srt.acceleration.attention import use_attention
+from recbole_srt.acceleration.dropout import use_cpu_mask_dropout
 from recbole_srt.acceleration.precision import autocast_loss, check as check_precision
 from recbole_srt.acceleration.training_epoch import train_epoch
 from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, save_checkpoint, use_fused_gelu
@@ -46,6 +47,7 @@ class SRTTrainerMixin(EvaluationMixin):
         disable_anomaly_detection()
         use_fused_gelu(model)
         use_attention(model, config["attention"] or "sdpa")
+        use_cpu_mask_dropout(model, config["fast_cpu_dropout"] is not False)
         self.precision = config["precision"] or "fp32"
         check_precision(self.precision, config["device"])
         if config["device"].type == "cuda" and config["allow_tf32"]:

@@ -1,5 +1,6 @@
-"""Fused attention computes RecBole's attention; bf16 and compiled training steps run and learn, a compiled loss is
-one graph; the sync-free epoch loop trains as RecBole's; bad keys fail."""
+"""Fused attention computes RecBole's attention; CPU dropout masks have torch's distribution; bf16 and compiled
+training steps run and learn, a compiled loss is one graph; the sync-free epoch loop trains as RecBole's; bad keys
+fail."""
 
 import pytest
 import torch
@@ -31,6 +32,47 @@ def test_fused_attention_equals_recboles_with_padding_and_causal_masks(fast_conf
     recbole = outputs(model, interaction, "recbole")
     assert not any(isinstance(m, FusedMultiHeadAttention) for m in model.modules())
     torch.testing.assert_close(ours, recbole, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_mask_dropout_keeps_each_value_with_probability_1_minus_p_and_scales_it(dtype):
+    from recbole_srt.acceleration.dropout import CPUMaskDropout
+
+    dropout = CPUMaskDropout(0.3)
+    x = torch.ones(1_000_000, dtype=dtype, requires_grad=True)
+    y = dropout(x)
+    kept = y != 0
+    assert y.dtype == dtype and abs(kept.float().mean().item() - 0.7) < 0.002  # 0.7 ± 4.5 standard errors
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # gradient: the same mask and scale
+    dropout.eval()
+    assert torch.equal(dropout(x), x)
+
+
+def test_trainer_gives_every_dropout_cpu_masks_and_cpu_training_attention_recboles_computation(fast_config):
+    from recbole.model.layers import MultiHeadAttention
+
+    from recbole_srt.acceleration.dropout import CPUMaskDropout
+
+    for model_name, extra in (("SRT", {}), ("SASRec", {"loss_type": "CE"}), ("BERT4Rec", {})):
+        config, model, _ = build(model_name, "ml80", fast_config, **extra)
+        dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+        SRTTrainer(config, model)
+        assert dropouts and all(type(m) is CPUMaskDropout for m in dropouts), model_name
+    config, model, _ = build("SASRec", "ml80", fast_config, loss_type="CE", fast_cpu_dropout=False)
+    SRTTrainer(config, model)
+    assert all(type(m) is torch.nn.Dropout for m in model.modules() if isinstance(m, torch.nn.Dropout))
+
+    config, model, (train, _, _) = build("SRT", "ml80", fast_config, n_heads=2, hidden_size=32, inner_size=64)
+    SRTTrainer(config, model)
+    attention = next(m for m in model.modules() if isinstance(m, FusedMultiHeadAttention))
+    attention.train()
+    x, mask = torch.randn(8, 10, 32), torch.zeros(8, 1, 10, 10)
+    torch.manual_seed(1)
+    ours = attention(x, mask)
+    torch.manual_seed(1)
+    torch.testing.assert_close(ours, MultiHeadAttention.forward(attention, x, mask), atol=0, rtol=0)
 
 
 def test_trainer_uses_fused_attention_by_default_and_keeps_checkpoints_compatible(fast_config):

@@ -8,11 +8,18 @@ interchangeable; tests compare the outputs to 1e-5 in fp32.
 import torch.nn.functional as F
 from recbole.model.layers import MultiHeadAttention
 
+from recbole_srt.acceleration.dropout import CPUMaskDropout
+
 ATTENTIONS = ("sdpa", "recbole")
 
 
 class FusedMultiHeadAttention(MultiHeadAttention):
     def forward(self, input_tensor, attention_mask):
+        if self.training and self.attn_dropout.p > 0 and isinstance(self.attn_dropout, CPUMaskDropout) \
+                and input_tensor.device.type == "cpu":
+            # torch's CPU attention has no fused kernel with dropout: it computes what RecBole's does, but draws
+            # the mask with bernoulli_. RecBole's computation uses the module's own (faster) dropout.
+            return super().forward(input_tensor, attention_mask)
         batch, length, _ = input_tensor.shape
 
         def heads(x):
