@@ -155,6 +155,7 @@ def main():
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[2020], help="one run per model and seed")
+    parser.add_argument("--name", default=None, help="results/<name>.* (default: side_by_side_<preset>_<dataset>...)")
     args = parser.parse_args()
 
     settings = {**PROTOCOL, **PRESETS[args.preset]}
@@ -184,7 +185,7 @@ def main():
     header = ["model", "NDCG@5", "HIT@5", "params", "non-emb. params", "s/epoch", "best epoch/run"]
     seeds = f", seeds {' '.join(map(str, args.seeds))} (mean ± std)" if spread else f", seed {args.seeds[0]}"
     title = f"{settings['dataset']}, preset {args.preset}, test vs 10,000 sampled negatives{seeds}"
-    name = f"side_by_side_{args.preset}_{settings['dataset']}" + (f"_{len(args.seeds)}seeds" if spread else "")
+    name = args.name or f"side_by_side_{args.preset}_{settings['dataset']}" + (f"_{len(args.seeds)}seeds" if spread else "")
     os.makedirs(RESULTS_DIR, exist_ok=True)
     bar_chart(summary, os.path.join(RESULTS_DIR, f"{name}.png"), title)
     write_results(name, {"settings": settings, "runs": records, "summary": summary},

@@ -14,7 +14,8 @@ class CPUMaskDropout(nn.Dropout):
     def forward(self, input):
         if not self.training or self.p in (0, 1) or input.device.type != "cpu":
             return super().forward(input)
-        uniform = torch.rand(input.shape, dtype=torch.float64 if input.dtype == torch.float64 else torch.float32)
+        uniform = torch.rand(input.shape, dtype=torch.float64 if input.dtype == torch.float64 else torch.float32,
+                             device=input.device)
         scale = uniform.ge_(self.p).mul_(1 / (1 - self.p)).to(input.dtype)
         return input.mul_(scale) if self.inplace else input * scale
 
