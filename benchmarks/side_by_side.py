@@ -185,7 +185,8 @@ def main():
     header = ["model", "NDCG@5", "HIT@5", "params", "non-emb. params", "s/epoch", "best epoch/run"]
     seeds = f", seeds {' '.join(map(str, args.seeds))} (mean ± std)" if spread else f", seed {args.seeds[0]}"
     title = f"{settings['dataset']}, preset {args.preset}, test vs 10,000 sampled negatives{seeds}"
-    name = args.name or f"side_by_side_{args.preset}_{settings['dataset']}" + (f"_{len(args.seeds)}seeds" if spread else "")
+    default_name = f"side_by_side_{args.preset}_{settings['dataset']}" + (f"_{len(args.seeds)}seeds" if spread else "")
+    name = args.name or default_name
     os.makedirs(RESULTS_DIR, exist_ok=True)
     bar_chart(summary, os.path.join(RESULTS_DIR, f"{name}.png"), title)
     write_results(name, {"settings": settings, "runs": records, "summary": summary},

@@ -87,11 +87,14 @@ def main():
                       "non_embedding_parameters": trainer.n_non_embedding_parameters}
             if args.profile:
                 record["top_operators"] = top_operators(trainer, batches[-3:])
-                profiles.append(f"**{arch}, {attention}, {precision}, compile {compiled}, fast CPU dropout {fast_dropout}**: " + "; ".join(
-                    f"{op['operator']} {op['self_ms_per_step']:.1f} ms" for op in record["top_operators"][:8]))
+                costliest = "; ".join(f"{op['operator']} {op['self_ms_per_step']:.1f} ms"
+                                      for op in record["top_operators"][:8])
+                profiles.append(f"**{arch}, {attention}, {precision}, compile {compiled}, fast CPU dropout "
+                                f"{fast_dropout}**: {costliest}")
             records.append(record)
             rows.append([arch, attention, precision, compiled, fast_dropout, f"{seconds * 1000:.1f}",
-                         f"{record['sequences_per_second']:,.0f}", f"{flops / 1e9:.1f}", f"{record['achieved_tflops'] * 1000:.1f}",
+                         f"{record['sequences_per_second']:,.0f}", f"{flops / 1e9:.1f}",
+                         f"{record['achieved_tflops'] * 1000:.1f}",
                          f"{record['mfu']:.1%}" if record["mfu"] is not None else "-"])
             print(json.dumps(record), flush=True)
             del trainer, model, batches
@@ -99,8 +102,8 @@ def main():
                 torch.cuda.empty_cache()
     device = "gpu" if args.gpu else "cpu"
     title = f"SRT-{args.neg} training steps on {args.dataset}, batch {args.batch} x length {args.length}"
-    table = markdown_table(["architecture", "attention", "precision", "compile", "fast CPU dropout", "ms/step", "sequences/s", "GFLOP/step",
-                            "achieved GFLOP/s", "MFU"], rows)
+    table = markdown_table(["architecture", "attention", "precision", "compile", "fast CPU dropout", "ms/step",
+                            "sequences/s", "GFLOP/step", "achieved GFLOP/s", "MFU"], rows)
     if profiles:
         table += "\n\nSelf time per step of the costliest operators (torch.profiler):\n\n" + "\n\n".join(profiles)
     write_results(args.name or f"step_cost_{device}", {"settings": vars(args), "runs": records}, f"{title}\n\n{table}")
