@@ -3,7 +3,11 @@ SASRec-CE and SRT-1K from scratch, SRT-1K zero-shot, fine-tuned `full`, and fine
 one protocol (sampled10000 test NDCG@5 / HIT@5, the same candidates).
 
     python benchmarks/transfer_table4.py run [--budget cpu|paper] [--seeds 1 2]     # resumable: done runs skipped
+    python benchmarks/transfer_table4.py run --variant within_source_negatives --rows zero_shot finetune_full
     python benchmarks/transfer_table4.py table
+
+A variant changes the pre-training only (part 1 of issue 22: one candidate cause at a time); its pre-trained,
+zero-shot and fine-tuned rows carry its name, the from-scratch rows are shared by all variants.
 
 Datasets are converted from ../shared/datasets/raw into --data_dir first (Games + Office combined into one
 pre-training dataset with one tokenizer; Beauty with its own for the from-scratch runs; the fine-tuned runs use
@@ -37,6 +41,12 @@ BUDGETS = {
               "progressive": {"finetune_epochs_per_layer": 10, "finetune_final_epochs": 50}},
 }
 SRT_1K = {"train_neg_count": 1000}
+# Pre-training settings of each variant, against the baseline (negatives from the whole mixed catalog).
+VARIANTS = {
+    "baseline": {},
+    "within_source_negatives": {"neg_sampling_scope": "source"},
+}
+ROWS = ("zero_shot", "scratch", "finetune_full", "finetune_progressive", "scratch_pretraining_tokenizer", "sasrec")
 
 
 def convert(raw_dir, data_dir, name, folders):
@@ -80,28 +90,34 @@ def run(args):
     pretrain_yaml = convert(args.raw_dir, args.data_dir, "pretrain_games_office",
                             ["amazon-games-2018", "amazon-office-2014"])
     beauty_yaml = convert(args.raw_dir, args.data_dir, "Amazon_Beauty", ["amazon-beauty-2014"])
+    tag = "" if args.variant == "baseline" else f" [{args.variant}]"
     for seed in args.seeds:
-        pretrained = run_one("SRT-1K pre-trained (Games + Office)", "SRT", pretrain_yaml,
-                             {**common, **SRT_1K, "epochs": budget["pretrain_epochs"]}, args.results, seed,
-                             needs_checkpoint=True)
+        pretrained = run_one(f"SRT-1K pre-trained (Games + Office){tag}", "SRT", pretrain_yaml,
+                             {**common, **SRT_1K, **VARIANTS[args.variant], "epochs": budget["pretrain_epochs"]},
+                             args.results, seed, needs_checkpoint=True)
         # Cheapest first, so that an interrupted session has committed the most rows.
         transfer = {**common, **SRT_1K, "pretrained_model": pretrained["checkpoint"]}
-        run_one("SRT-1K zero-shot", "SRT", beauty_yaml, {**transfer, "epochs": 0}, args.results, seed)
-        run_one("SRT-1K from scratch", "SRT", beauty_yaml,
-                {**common, **SRT_1K, "epochs": budget["scratch_epochs"]}, args.results, seed)
-        run_one("SRT-1K fine-tuned (full)", "SRT", beauty_yaml,
-                {**transfer, "epochs": budget["finetune_epochs"]}, args.results, seed)
-        run_one("SRT-1K fine-tuned (progressive + EWC 100)", "SRT", beauty_yaml,
-                {**transfer, **budget["progressive"], "finetune_strategy": "progressive", "ewc_lambda": 100},
-                args.results, seed)
-        # Control for the fine-tuned rows: their tokenizer and number of epochs, but random initial weights.
-        with open(pretrain_yaml) as f:
-            pretrain_tokenizer = yaml.safe_load(f)["tokenizer_model"]
-        run_one("SRT-1K from scratch (pre-training's tokenizer and fine-tuning epochs)", "SRT", beauty_yaml,
-                {**common, **SRT_1K, "epochs": budget["finetune_epochs"], "tokenizer_model": pretrain_tokenizer},
-                args.results, seed)
-        run_one("SASRec-CE from scratch", "SASRec", beauty_yaml,
-                {**common, "loss_type": "CE", "epochs": budget["scratch_epochs"]}, args.results, seed)
+        rows = {
+            "zero_shot": (f"SRT-1K zero-shot{tag}", "SRT", {**transfer, "epochs": 0}),
+            "scratch": ("SRT-1K from scratch", "SRT", {**common, **SRT_1K, "epochs": budget["scratch_epochs"]}),
+            "finetune_full": (f"SRT-1K fine-tuned (full){tag}", "SRT", {**transfer, "epochs": budget["finetune_epochs"]}),
+            "finetune_progressive": (f"SRT-1K fine-tuned (progressive + EWC 100){tag}", "SRT",
+                                     {**transfer, **budget["progressive"], "finetune_strategy": "progressive",
+                                      "ewc_lambda": 100}),
+            # Control for the fine-tuned rows: their tokenizer and number of epochs, but random initial weights.
+            "scratch_pretraining_tokenizer": (
+                "SRT-1K from scratch (pre-training's tokenizer and fine-tuning epochs)", "SRT",
+                {**common, **SRT_1K, "epochs": budget["finetune_epochs"], "tokenizer_model": tokenizer_of(pretrain_yaml)}),
+            "sasrec": ("SASRec-CE from scratch", "SASRec", {**common, "loss_type": "CE", "epochs": budget["scratch_epochs"]}),
+        }
+        for row in args.rows:
+            label, model, settings = rows[row]
+            run_one(label, model, beauty_yaml, settings, args.results, seed)
+
+
+def tokenizer_of(dataset_yaml):
+    with open(dataset_yaml) as f:
+        return yaml.safe_load(f)["tokenizer_model"]
 
 
 def table(args):
@@ -140,6 +156,8 @@ def main():
     parser.add_argument("command", choices=["run", "table"])
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--variant", choices=list(VARIANTS), default="baseline", help="pre-training variant")
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="rows to run (default all)")
     parser.add_argument("--raw_dir", default=os.path.join(os.path.dirname(RESULTS_DIR), "..", "..", "shared",
                                                           "datasets", "raw"))
     parser.add_argument("--data_dir", default="data")

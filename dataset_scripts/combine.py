@@ -14,8 +14,7 @@ from dataset_scripts import sources
 from dataset_scripts.readers import READERS
 from dataset_scripts.records import RawDataset
 from dataset_scripts.sources import InputError
-
-SEPARATOR = ":"
+from recbole_srt.data.item_sources import SEPARATOR
 
 
 def read_inputs(fmt, inputs, bad, text_fields):

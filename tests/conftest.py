@@ -75,6 +75,11 @@ def data_root(tmp_path_factory):
         items.append((str(i), title, brand))
     inters = [(u, (u * 7 + k * 3) % 30 + 1, 1000 * u + k) for u in range(1, 26) for k in range(8)]
     write_atomic(root, "beauty_toy", inters, ["item_id:token", "title:token", "brand:token"], items)
+    # Two sources combined as dataset_scripts combines folders: ids prefixed `games:` and `office:`.
+    combined = [(f"{s}:{i}", f"{s} item {i}", "") for s in ("games", "office") for i in range(1, 16)]
+    inters = [(f"{s}:u{u}", f"{s}:{(u * 5 + k) % 15 + 1}", 1000 * u + k) for s in ("games", "office")
+              for u in range(1, 13) for k in range(6)]
+    write_atomic(root, "two_sources", inters, ["item_id:token", "title:token", "brand:token"], combined)
     return str(root)
 
 

@@ -9,6 +9,6 @@ TOY_TEXT = {"load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": [
 
 def build(model, dataset, base, **overrides):
     """Config, dataloaders and a freshly built model for `dataset` under the test's small settings."""
-    text = TOY_TEXT if dataset == "beauty_toy" else ML_TEXT
+    text = TOY_TEXT if dataset in ("beauty_toy", "two_sources") else ML_TEXT
     config, _, loaders, built = prepare(model, dataset, config_dict={**base, **text, **overrides})
     return config, built, loaders

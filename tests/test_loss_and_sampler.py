@@ -90,3 +90,62 @@ def test_training_step_reduces_loss(fast_config, shared):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0]
+
+
+SOURCES = torch.tensor([0, 0, 1, 0, 1, 1])  # items 1, 3 in source 0; 2, 4, 5 in source 1
+
+
+def test_within_source_probabilities_sum_to_one_per_source():
+    probabilities = sampling_probabilities(torch.tensor([0, 3, 1, 1, 2, 0]), "popularity", smoothing=1.0,
+                                           item_sources=SOURCES)
+    torch.testing.assert_close(probabilities, torch.tensor([0, 4 / 6, 2 / 6, 2 / 6, 3 / 6, 1 / 6], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_within_source_draws_stay_in_the_positives_source_with_their_frequencies(shared):
+    probabilities = sampling_probabilities(torch.tensor([0, 3, 1, 1, 2, 0]), "popularity", smoothing=1.0,
+                                           item_sources=SOURCES)
+    sampler = NegativeSampler(probabilities, item_sources=SOURCES)
+    torch.manual_seed(0)
+    pos_ids = torch.tensor([1, 2, 4, 3])
+    neg_ids, group = sampler.draw(pos_ids, 20000, shared)
+    rows = neg_ids[group] if shared else neg_ids
+    assert rows.shape == (4, 20000) and (SOURCES[rows] == SOURCES[pos_ids].unsqueeze(1)).all()
+    for source, items in ((0, [1, 3]), (1, [2, 4, 5])):
+        drawn = torch.bincount(rows[SOURCES[pos_ids] == source].flatten(), minlength=6)[items]
+        assert chisquare(drawn.numpy(), (probabilities[items] * drawn.sum()).numpy()).pvalue > 0.01
+
+
+def test_grouped_negatives_equal_per_sequence_negatives_of_the_same_sets():
+    torch.manual_seed(0)
+    seq, pos_emb, neg_emb = torch.randn(3, 4), torch.randn(3, 4), torch.randn(2, 5, 4)
+    pos_ids, neg_ids, group = torch.tensor([1, 2, 4]), torch.tensor([[1, 3, 3, 1, 3], [2, 5, 4, 4, 2]]), torch.tensor([0, 1, 1])
+    log_q = torch.randn(6)
+    grouped = sampled_softmax_loss(seq, pos_emb, neg_emb, pos_ids, neg_ids, log_q, neg_group=group)
+    per_sequence = sampled_softmax_loss(seq, pos_emb, neg_emb[group], pos_ids, neg_ids[group], log_q)
+    torch.testing.assert_close(grouped, per_sequence)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_srt_draws_negatives_within_the_sources_of_a_combined_dataset(fast_config, shared):
+    _, model, (train, _, _) = build("SRT", "two_sources", fast_config, neg_sampling_scope="source",
+                                    shared_negatives=shared)
+    sampler = model.negative_sampler
+    tokens = train._dataset.field2id_token["item_id"]
+    expected = torch.tensor([0] + [0 if t.startswith("games:") else 1 for t in tokens[1:]])
+    assert sampler.n_sources == 2 and torch.equal(sampler.item_sources, expected)
+    batch = next(iter(train))
+    pos_ids = batch["item_id"]
+    neg_ids, group = sampler.draw(pos_ids, 50, shared)
+    rows = neg_ids[group] if shared else neg_ids
+    assert (sampler.item_sources[rows] == sampler.item_sources[pos_ids].unsqueeze(1)).all()
+    loss = model.calculate_loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
+def test_catalog_scope_ignores_sources_and_a_bad_scope_is_named(fast_config):
+    _, model, _ = build("SRT", "two_sources", fast_config)
+    assert model.negative_sampler.n_sources == 1
+    with pytest.raises(ValueError, match="neg_sampling_scope must be one of"):
+        build("SRT", "two_sources", fast_config, neg_sampling_scope="category")

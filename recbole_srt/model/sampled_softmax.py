@@ -4,16 +4,23 @@ import torch
 import torch.nn.functional as F
 
 
-def sampled_softmax_loss(seq_output, pos_emb, neg_emb, pos_ids, neg_ids, log_q=None, temperature=1.0):
+def sampled_softmax_loss(seq_output, pos_emb, neg_emb, pos_ids, neg_ids, log_q=None, temperature=1.0, neg_group=None):
     """Mean over the batch of -log softmax(positive | positive + negatives).
 
     seq_output, pos_emb: [B, H]; neg_emb: [N, H] (one set shared by the batch) or [B, N, H] (per sequence);
     pos_ids [B], neg_ids [N] or [B, N]; log_q: log sampling probability per item id, subtracted from every logit,
     the positive's included. A negative that is the positive itself is masked out.
+    With `neg_group` [B], neg_emb is [G, N, H] and neg_ids [G, N]: G shared sets (one per item source), sequence b
+    contrasted with set neg_group[b] only.
     """
     # Logits in fp32 whatever the autocast precision: logQ corrections and the softmax need the range.
     pos_logits = (seq_output * pos_emb).sum(-1, keepdim=True).float() / temperature
-    if neg_emb.dim() == 2:
+    if neg_group is not None:
+        groups, count = neg_ids.shape
+        every_set = (seq_output @ neg_emb.reshape(groups * count, -1).T).view(len(pos_ids), groups, count)
+        neg_logits = every_set.gather(1, neg_group.view(-1, 1, 1).expand(-1, 1, count)).squeeze(1).float() / temperature
+        neg_ids = neg_ids[neg_group]
+    elif neg_emb.dim() == 2:
         neg_logits = (seq_output @ neg_emb.T).float() / temperature
         neg_ids = neg_ids.unsqueeze(0).expand(len(pos_ids), -1)
     else:

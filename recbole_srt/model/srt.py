@@ -13,10 +13,11 @@ from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 from torch import nn
 
+from recbole_srt.data.item_sources import item_sources
 from recbole_srt.data.item_text import item_texts, token_table
 from recbole_srt.data.tokenizer import load_tokenizer
 from recbole_srt.model.item_text_encoder import ItemTextEncoder
-from recbole_srt.model.negative_sampler import NegativeSampler, sampling_probabilities
+from recbole_srt.model.negative_sampler import SCOPES, NegativeSampler, sampling_probabilities
 from recbole_srt.model.sampled_softmax import sampled_softmax_loss
 from recbole_srt.transfer import pretrained as transfer
 
@@ -91,13 +92,16 @@ class SRT(SequentialRecommender):
         # Training-split popularity: the model is built on train_data's dataset, whose rows' targets are the
         # training positives only (no valid/test leakage).
         counts = torch.bincount(dataset.inter_feat[self.ITEM_ID], minlength=self.n_items)
+        sources = self.negative_sources(config, dataset, logger)
         self.negative_sampler = NegativeSampler(
             sampling_probabilities(
                 counts,
                 distribution=config["neg_sampling_distribution"],
                 smoothing=config["popularity_smoothing"],
                 alpha=config["popularity_alpha"],
-            )
+                item_sources=sources,
+            ),
+            item_sources=sources,
         )
         self._item_cache = None
         self.initializer_range = config["initializer_range"]
@@ -107,6 +111,22 @@ class SRT(SequentialRecommender):
             self.load_state_dict(pretrained["state_dict"])
             logger.info(f"SRT weights and tokenizer from pretrained_model {config['pretrained_model']} "
                         f"(trained on {pretrained['config']['dataset']})")
+
+    def negative_sources(self, config, dataset, logger):
+        """Per-item source indices when negatives are drawn within each item's source, else None (one catalog)."""
+        scope = config["neg_sampling_scope"]
+        if scope not in SCOPES:
+            raise ValueError(f"neg_sampling_scope must be one of {SCOPES}, got '{scope}'")
+        if scope == "catalog":
+            return None
+        sources, names = item_sources(dataset, self.ITEM_ID)
+        if len(names) == 1:
+            logger.info("neg_sampling_scope: source, but the catalog has one source: negatives come from all items")
+            return None
+        counts = torch.bincount(sources[1:], minlength=len(names)).tolist()
+        logger.info("SRT negatives drawn within each item's source: "
+                    + ", ".join(f"{name} ({count} items)" for name, count in zip(names, counts)))
+        return sources
 
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -176,8 +196,8 @@ class SRT(SequentialRecommender):
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         pos_ids = interaction[self.POS_ITEM_ID]
         batch = len(pos_ids)
-        shape = (self.train_neg_count,) if self.shared_negatives else (batch, self.train_neg_count)
-        neg_ids = self.negative_sampler(shape)
+        neg_ids, neg_group = self.negative_sampler.draw(pos_ids, self.train_neg_count, self.shared_negatives)
+        shape = neg_ids.shape
         # One encoding pass for the sequences' items, the positives and the negatives.
         emb = self.embed_items(torch.cat([item_seq.flatten(), pos_ids, neg_ids.flatten()]))
         seq_len = item_seq.numel()
@@ -191,6 +211,7 @@ class SRT(SequentialRecommender):
             neg_ids,
             log_q=self.negative_sampler.log_q if self.logq_correction else None,
             temperature=self.temperature,
+            neg_group=neg_group,
         )
 
     def predict(self, interaction):
