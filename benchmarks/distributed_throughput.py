@@ -28,7 +28,7 @@ SETTINGS = {"hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2, "
 def worker(args):
     settings = {**SETTINGS, "train_batch_size": args.batch, "gpu_id": "0" if args.gpu else ""}
     config, model, train, _, _ = prepare("SRT", args.dataset, settings)
-    from recbole_srt.utils import get_trainer
+    from recbole_srt.trainer import get_trainer
 
     trainer = get_trainer(config["MODEL_TYPE"], "SRT")(config, model)
     seconds = []

@@ -21,7 +21,7 @@ import torch
 
 from common import first_batches, markdown_table, prepare, seconds_per_step, top_operators, write_results
 from recbole_srt import SRTTrainer
-from recbole_srt.scaling.architectures import TABLE3
+from recbole_srt.architectures import TABLE3
 from recbole_srt.scaling.flops import train_step_flops
 
 # Dense peak TFLOP/s (no sparsity) by device name fragment and precision; fp32 runs use TF32 tensor cores (the

@@ -5,7 +5,7 @@ numpy aliases RecBole's metrics need (normally installed only when a Config is b
 """
 
 from recbole_srt.compat import install_numpy_aliases
-from recbole_srt.utils import register_models
+from recbole_srt.registry import register_models
 
 install_numpy_aliases()
 register_models()

@@ -6,9 +6,8 @@ from pathlib import Path
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
-from recbole_srt import distributed
-from recbole_srt.scaling import architectures
-from recbole_srt.utils import get_model
+from recbole_srt import architectures, distributed
+from recbole_srt.registry import get_model
 
 # Keys RecBole reads without declaring them in any yaml (distributed runs, quick-start internals).
 _RUNTIME_KEYS = {"model", "dataset", "config_files", "nproc", "world_size", "ip", "port", "offset", "local_rank",

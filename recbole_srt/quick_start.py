@@ -16,7 +16,8 @@ from recbole_srt import distributed
 from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, trusted_checkpoint_globals
 from recbole_srt.config import Config
 from recbole_srt.run_log import start_run_log
-from recbole_srt.utils import get_model, get_trainer
+from recbole_srt.registry import get_model
+from recbole_srt.trainer import SRTTrainerMixin, get_trainer
 
 
 def check_dataset(config):
@@ -89,7 +90,11 @@ def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=Non
     logger.info(model)
     log_flops(model, dataset, config, logger)
 
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer_class = get_trainer(config["MODEL_TYPE"], config["model"])
+    if issubclass(trainer_class, SRTTrainerMixin):
+        trainer = trainer_class(config, model, pretraining_data=pretraining_data)
+    else:
+        trainer = trainer_class(config, model)
     if config["epochs"] == 0:
         # No training step: the model as built (e.g. from pretrained_model: zero-shot) through the same evaluation.
         logger.info("epochs: 0, evaluating the model as built, without training")
@@ -154,3 +159,9 @@ def load_data_and_model(model_file):
     model.load_state_dict(checkpoint["state_dict"])
     model.load_other_parameter(checkpoint.get("other_parameter"))
     return config, model, dataset, train_data, valid_data, test_data
+
+
+def pretraining_data(checkpoint_path):
+    """(model, training dataloader) rebuilt from a checkpoint: the data EWC's Fisher information is computed on."""
+    _, model, _, train_data, _, _ = load_data_and_model(checkpoint_path)
+    return model, train_data

@@ -6,7 +6,8 @@ import uuid
 import torch
 import torch.distributed as dist
 from recbole.trainer import Trainer
-from recbole.utils import set_color
+from recbole.utils import ModelType, set_color
+from recbole.utils import get_trainer as recbole_get_trainer
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
 
@@ -41,9 +42,14 @@ class SRTTrainerMixin(EvaluationMixin):
     from `max_grad_norm`, checkpoints that load under torch's weights-only unpickler, data-parallel training
     (`recbole_srt.distributed`), mixed precision, fine-tuning stages, compute accounting, and (EvaluationMixin)
     `sampledN` and distributed evaluation, to RecBole's `Trainer` or to a model's own trainer (S3Rec's), whose
-    behaviour is otherwise kept."""
+    behaviour is otherwise kept.
 
-    def __init__(self, config, model):
+    `pretraining_data`, a function from a checkpoint path to (model, training dataloader) rebuilt from it, is what
+    EWC needs for its Fisher information; the caller (the quick start) hands it down.
+    """
+
+    def __init__(self, config, model, pretraining_data=None):
+        self.pretraining_data = pretraining_data
         disable_anomaly_detection()
         use_fused_gelu(model)
         use_attention(model, config["attention"] or "sdpa")
@@ -79,7 +85,8 @@ class SRTTrainerMixin(EvaluationMixin):
 
     def _set_up_training_step(self, config, model, is_distributed):
         """The loss as a module (compiled if asked, in DDP when distributed), clipping, mixed precision."""
-        self.loss_module = _Loss(model, ewc.from_config(config, model) if config["ewc_lambda"] else None)
+        self.loss_module = _Loss(model, ewc.from_config(config, model, self.pretraining_data)
+                                        if config["ewc_lambda"] else None)
         if config["compile"]:
             # Static shapes: the smaller last batch gets its own graph instead of turning the full batches' into a
             # symbolic-shape one (slower kernels, no CUDA graphs).
@@ -245,3 +252,12 @@ def with_plugin_additions(recbole_trainer):
             recbole_trainer.__name__, (SRTTrainerMixin, recbole_trainer), {"__doc__": recbole_trainer.__doc__}
         )
     return _TRAINERS[recbole_trainer]
+
+
+def get_trainer(model_type, model_name):
+    """RecBole's trainer for the model; for sequential models extended with ours (one-cycle LR, sampled evaluation,
+    safe checkpoints), keeping a model-specific trainer (S3Rec's pre-training) as RecBole would pick it."""
+    trainer = recbole_get_trainer(model_type, model_name)
+    if model_type == ModelType.SEQUENTIAL:
+        return with_plugin_additions(trainer)
+    return trainer

@@ -8,7 +8,8 @@ import recbole.utils
 
 from recbole_srt import SRT, Config
 from recbole_srt.cli import main
-from recbole_srt.utils import get_model, get_trainer
+from recbole_srt.registry import get_model
+from recbole_srt.trainer import get_trainer
 
 RUN_RECBOLE = os.path.join(os.path.dirname(sys.executable), "run_recbole")
 SMALL = ["--epochs=1", "--MAX_ITEM_LIST_LENGTH=10", "--hidden_size=16", "--inner_size=32", "--n_layers=1",

@@ -13,7 +13,7 @@ import recbole.trainer as recbole_trainer
 
 from recbole_srt import SRTTrainer, run_recbole
 from recbole_srt.compat import load_checkpoint
-from recbole_srt.utils import get_trainer
+from recbole_srt.trainer import get_trainer
 
 # Small sizes under every name RecBole's sequential models use for them.
 SMALL = {
@@ -79,7 +79,7 @@ FRESH_PROCESS = """
 import json, sys
 import torch
 from recbole_srt import load_data_and_model
-from recbole_srt.utils import get_trainer
+from recbole_srt.trainer import get_trainer
 
 config, model, dataset, train, valid, test = load_data_and_model(sys.argv[1])
 trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)

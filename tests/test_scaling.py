@@ -6,7 +6,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from helpers import ML_TEXT, build
 from recbole_srt import run_recbole
 from recbole_srt.config import Config
-from recbole_srt.scaling import architectures, flops
+from recbole_srt import architectures
+from recbole_srt.scaling import flops
 
 
 def test_table3_names_set_the_shape_and_a_four_times_inner_size(data_root):

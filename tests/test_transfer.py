@@ -6,6 +6,7 @@ import torch
 from helpers import ML_TEXT, TOY_TEXT, build
 from recbole_srt import SRTTrainer, run_recbole
 from recbole_srt.compat import load_checkpoint
+from recbole_srt.quick_start import pretraining_data
 from recbole_srt.transfer.ewc import EWCPenalty
 
 
@@ -113,7 +114,7 @@ def test_ewc_holds_fine_tuned_weights_near_the_pre_trained_ones(ml_checkpoint):
         config, model, (train, valid, _) = build("SRT", "beauty_toy", {}, **toy_settings(
             base, path, epochs=8, learning_rate=0.01, lr_schedule="constant", ewc_lambda=strength,
             ewc_fisher_batches=3))
-        SRTTrainer(config, model).fit(train, valid, saved=False)
+        SRTTrainer(config, model, pretraining_data=pretraining_data).fit(train, valid, saved=False)
         # The adapter: every pre-training item went through it, so its Fisher information is large (a barely trained
         # transformer's is near 0 here, and token rows no pre-training item used have none: EWC leaves those free).
         distances[strength] = distance(model, pretrained, "item_encoder.adapter.")
@@ -131,3 +132,11 @@ def test_bad_fine_tuning_settings_are_clear_errors(ml_checkpoint, extra, message
     with pytest.raises(ValueError, match=message):
         config, model, (train, valid, _) = build("SRT", "beauty_toy", {}, **toy_settings(base, path, **extra))
         SRTTrainer(config, model).fit(train, valid, saved=False)
+
+
+def test_ewc_without_cached_fisher_or_pretraining_data_is_a_clear_error(ml_checkpoint):
+    path, base = ml_checkpoint
+    config, model, _ = build("SRT", "beauty_toy", {}, **toy_settings(base, path, ewc_lambda=100,
+                                                                      ewc_fisher_batches=7))
+    with pytest.raises(ValueError, match=r"fisher-7\.pt.*pretraining_data"):
+        SRTTrainer(config, model)

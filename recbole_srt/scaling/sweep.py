@@ -16,7 +16,7 @@ import uuid
 import yaml
 
 from recbole_srt.machine import describe as machine
-from recbole_srt.scaling import architectures
+from recbole_srt import architectures
 from recbole_srt.scaling.records import append_record, read_records
 
 SWEEP_KEYS = {"dataset_config", "sample_users", "archs", "train_neg_count", "epochs", "settings", "model", "seed",
@@ -117,7 +117,7 @@ def sample_dataset(sweep, fraction, data_dir):
 def run_point(point, data_path, dataset_name, dataset_settings, results_path, machine, gpu_id=""):
     """Train and evaluate one grid point; append its records. Returns its final record."""
     from recbole_srt.quick_start import prepare
-    from recbole_srt.utils import get_trainer
+    from recbole_srt.trainer import get_trainer
 
     key = settings_hash(point)
     attempt = uuid.uuid4().hex[:8]

@@ -33,15 +33,17 @@ def fisher_diagonal(model, train_data, batches):
     return {name: value / max(1, seen) for name, value in fisher.items()}
 
 
-def pretraining_fisher(checkpoint_path, batches):
-    """The checkpoint's Fisher on its own training data: cached, or computed (and cached) now."""
+def pretraining_fisher(checkpoint_path, batches, pretraining_data):
+    """The checkpoint's Fisher on its own training data: cached, or computed (and cached) now from
+    `pretraining_data(checkpoint_path)` -> (model, training dataloader)."""
     cache = f"{checkpoint_path}.fisher-{batches}.pt"
     if os.path.isfile(cache):
         return load_checkpoint(cache, "cpu")
-    from recbole_srt.quick_start import load_data_and_model
-
+    if pretraining_data is None:
+        raise ValueError(f"ewc_lambda: no Fisher information cached at {cache}, and the trainer was built without "
+                         "`pretraining_data` to compute it from the pre-training data (run_recbole passes it)")
     getLogger().info(f"EWC: Fisher information of {checkpoint_path} over {batches} batches of its training data")
-    _, model, _, train_data, _, _ = load_data_and_model(checkpoint_path)
+    model, train_data = pretraining_data(checkpoint_path)
     fisher = {name: value.cpu() for name, value in fisher_diagonal(model, train_data, batches).items()}
     save_checkpoint(fisher, cache)
     return fisher
@@ -67,12 +69,13 @@ class EWCPenalty(nn.Module):
         return self.strength / 2 * total
 
 
-def from_config(config, model):
-    """The EWC penalty of this run, or None (ewc_lambda 0). Anchored at the model's current (pre-trained) weights."""
+def from_config(config, model, pretraining_data=None):
+    """The EWC penalty of this run, or None (ewc_lambda 0). Anchored at the model's current (pre-trained) weights;
+    `pretraining_data` as in `pretraining_fisher`."""
     strength = config["ewc_lambda"] or 0
     if strength <= 0:
         return None
     if not config["pretrained_model"]:
         raise ValueError("ewc_lambda: EWC anchors fine-tuning at pre-trained weights: set pretrained_model")
-    fisher = pretraining_fisher(config["pretrained_model"], config["ewc_fisher_batches"])
+    fisher = pretraining_fisher(config["pretrained_model"], config["ewc_fisher_batches"], pretraining_data)
     return EWCPenalty(model, fisher, strength)
