@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from common import markdown_table, write_results
+from common import machine_line, markdown_table, write_results
 from recbole_srt.evaluation.candidates import CandidateSampler
 
 
@@ -45,11 +45,18 @@ def main():
                                        weights=zipf if distribution == "popularity" else None)
             record[f"{distribution}_ms_per_user"] = per_user_ms(sampler, users, positives, args.repeats)
         records.append(record)
-        rows.append([f"{n_items:,}", f"{record['uniform_ms_per_user']:.3f}", f"{record['popularity_ms_per_user']:.3f}"])
-        print(rows[-1], flush=True)
-    table = markdown_table(["catalog items", "uniform ms/user", "popularity (Zipf) ms/user"], rows)
-    title = f"Drawing {args.n_neg:,} evaluation negatives per user, {args.users} users per call, {args.device}"
-    write_results(f"candidate_speed_{args.device}", {"settings": vars(args), "results": records}, f"{title}\n\n{table}")
+        print(record, flush=True)
+    write_results(f"candidate_speed_{args.device}", {"settings": vars(args), "results": records}, table)
+
+
+def table(payload):
+    settings = payload["settings"]
+    rows = [[f"{r['n_items']:,}", f"{r['uniform_ms_per_user']:.3f}", f"{r['popularity_ms_per_user']:.3f}"]
+            for r in payload["results"]]
+    title = (f"Drawing {settings['n_neg']:,} evaluation negatives per user, {settings['users']} users per call, "
+             f"{settings['device']}")
+    text = markdown_table(["catalog items", "uniform ms/user", "popularity (Zipf) ms/user"], rows)
+    return f"{title}\n\n{text}\n\n{machine_line(payload['machine'])}\n"
 
 
 if __name__ == "__main__":

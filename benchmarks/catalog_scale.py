@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from common import (RESULTS_DIR, first_batches, machine, markdown_table, prepare, seconds_per_step, trainer_for,
+from common import (RESULTS_DIR, first_batches, machine, machine_line, markdown_table, prepare, seconds_per_step, trainer_for,
                     write_results)
 
 MEASUREMENTS = ["data", "candidates", "eval sampled10000", "eval full", "train SRT-1K", "train SASRec-CE"]
@@ -161,9 +161,14 @@ def run_all(args):
                 f.write(json.dumps(record) + "\n")
 
 
-def table(results_path):
+def latest_records(results_path):
+    """The last record of every (catalog size, measurement) in the resumable JSONL."""
     with open(results_path) as f:
-        records = {(r["n_items_requested"], r["measurement"]): r for r in map(json.loads, f)}
+        return list({(r["n_items_requested"], r["measurement"]): r for r in map(json.loads, f)}.values())
+
+
+def table(payload):
+    records = {(r["n_items_requested"], r["measurement"]): r for r in payload["records"]}
     sizes = sorted({size for size, _ in records})
 
     def cell(size, measurement, key, fmt):
@@ -197,7 +202,9 @@ def table(results_path):
     header = ["catalog items", "draw ms/user", "SRT sampled10000 ms/user", "SRT full sort ms/user",
               "sampled peak MB", "full sort peak MB", "SRT-1K s/step", "SASRec-CE s/step", "SRT params",
               "SASRec params", "SRT-1K train peak MB", "SASRec-CE train peak MB", "data prep s", "data prep peak MB"]
-    return markdown_table(header, rows), list(records.values())
+    title = (f"SRT (hidden 64, 2 layers, length 50) and SASRec-CE on synthetic catalogs, "
+             f"{payload['settings']['users']:,} users; training batch {TRAIN_BATCH}")
+    return f"{title}\n\n{markdown_table(header, rows)}\n\n{machine_line(payload['machine'])}\n"
 
 
 def main():
@@ -219,10 +226,7 @@ def main():
     device = "gpu" if args.gpu else "cpu"
     args.results = args.results or os.path.join(RESULTS_DIR, f"catalog_scale_{device}.jsonl")
     run_all(args)
-    text, records = table(args.results)
-    title = (f"SRT (hidden 64, 2 layers, length 50) and SASRec-CE on synthetic catalogs, {args.users:,} users; "
-             f"training batch {TRAIN_BATCH}")
-    write_results(f"catalog_scale_{device}", {"settings": vars(args), "records": records}, f"{title}\n\n{text}")
+    write_results(f"catalog_scale_{device}", {"settings": vars(args), "records": latest_records(args.results)}, table)
 
 
 if __name__ == "__main__":

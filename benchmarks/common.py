@@ -96,13 +96,15 @@ def markdown_table(header, rows):
     return "\n".join(lines)
 
 
-def write_results(name, payload, table):
-    """Print the table and write results/<name>.json and results/<name>.md."""
+def write_results(name, payload, render):
+    """Write results/<name>.json (with the machine) and print `render(payload)`, the table that
+    `python -m benchmarks.report` puts in the documentation."""
     os.makedirs(RESULTS_DIR, exist_ok=True)
     payload = {"machine": machine(), **payload}
     with open(os.path.join(RESULTS_DIR, f"{name}.json"), "w") as f:
         json.dump(payload, f, indent=2)
-    text = f"{table}\n\nMachine: {json.dumps(payload['machine'])}\n"
-    with open(os.path.join(RESULTS_DIR, f"{name}.md"), "w") as f:
-        f.write(text)
-    print(text)
+    print(render(payload))
+
+
+def machine_line(machine_description):
+    return f"Machine: {json.dumps(machine_description)}"

@@ -19,7 +19,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from common import machine, markdown_table, prepare, write_results
+from common import machine, machine_line, markdown_table, prepare, write_results
 
 SETTINGS = {"hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2, "MAX_ITEM_LIST_LENGTH": 50,
             "train_neg_count": 1000, "show_progress": False, "state": "WARNING"}
@@ -79,16 +79,20 @@ def main():
             raise SystemExit(f"{procs} processes failed:\n{done.stderr[-3000:]}")
         records.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(records[-1], flush=True)
+    device = "gpu" if args.gpu else "cpu"
+    write_results(f"distributed_throughput_{device}", {"settings": vars(args), "runs": records}, table)
+
+
+def table(payload):
+    settings, records = payload["settings"], payload["runs"]
     base = records[0]["sequences_per_second"] / records[0]["processes"]
     rows = [[r["processes"], r["threads_per_process"], f"{r['seconds_per_epoch']:.1f}",
              f"{r['sequences_per_second']:,.0f}", f"{r['sequences_per_second'] / (base * r['processes']):.2f}"]
             for r in records]
-    device = "gpu" if args.gpu else "cpu"
-    title = (f"SRT-1K on {args.dataset} (hidden 64, 2 layers, length 50), global batch {args.batch}, "
-             f"{machine()['device']}")
-    table = markdown_table(["processes", "threads each", "s/epoch", "sequences/s", "scaling efficiency"], rows)
-    write_results(f"distributed_throughput_{device}", {"settings": vars(args), "runs": records}, f"{title}\n\n{table}")
-
+    title = (f"SRT-1K on {settings['dataset']} (hidden 64, 2 layers, length 50), global batch {settings['batch']}, "
+             f"{payload['machine']['device']}")
+    text = markdown_table(["processes", "threads each", "s/epoch", "sequences/s", "scaling efficiency"], rows)
+    return f"{title}\n\n{text}\n\n{machine_line(payload['machine'])}\n"
 
 if __name__ == "__main__":
     main()

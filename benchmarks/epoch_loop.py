@@ -16,7 +16,7 @@ import time
 import torch
 from recbole.trainer import Trainer
 
-from common import markdown_table, prepare, trainer_for, write_results
+from common import machine_line, markdown_table, prepare, trainer_for, write_results
 from recbole_srt.acceleration.precision import autocast_loss
 
 MODELS = {"SRT-1K": ("SRT", {"train_neg_count": 1000}), "SASRec-CE": ("SASRec", {"loss_type": "CE"})}
@@ -47,7 +47,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="epochs per loop, after one warm-up epoch")
     parser.add_argument("--gpu", action="store_true")
     args = parser.parse_args()
-    records, rows = [], []
+    records = []
     for label in args.models:
         model_name, extra = MODELS[label]
         settings = {"architecture": args.arch, "train_batch_size": args.batch, "MAX_ITEM_LIST_LENGTH": args.length,
@@ -60,16 +60,22 @@ def main():
         for epoch in range(args.rounds):
             for loop in times:
                 times[loop].append(epoch_seconds(trainer, train, loop, epoch + 1))
-        ours, recbole = statistics.median(times["ours"]), statistics.median(times["recbole"])
         records.append({"label": label, "steps_per_epoch": len(train), "ours_seconds": times["ours"],
                         "recbole_seconds": times["recbole"]})
-        rows.append([label, len(train), f"{recbole:.2f}", f"{ours:.2f}", f"{recbole / ours:.2f}"])
         print(records[-1], flush=True)
     device = "gpu" if args.gpu else "cpu"
-    title = (f"{args.dataset}, {args.arch}, batch {args.batch} x length {args.length}, {args.precision}: median of "
-             f"{args.rounds} epochs per loop")
-    table = markdown_table(["model", "steps/epoch", "RecBole loop s/epoch", "our loop s/epoch", "speed-up"], rows)
-    write_results(f"epoch_loop_{device}", {"settings": vars(args), "runs": records}, f"{title}\n\n{table}")
+    write_results(f"epoch_loop_{device}", {"settings": vars(args), "runs": records}, table)
+
+
+def table(payload):
+    settings, rows = payload["settings"], []
+    for r in payload["runs"]:
+        ours, recbole = statistics.median(r["ours_seconds"]), statistics.median(r["recbole_seconds"])
+        rows.append([r["label"], r["steps_per_epoch"], f"{recbole:.2f}", f"{ours:.2f}", f"{recbole / ours:.2f}"])
+    title = (f"{settings['dataset']}, {settings['arch']}, batch {settings['batch']} x length {settings['length']}, "
+             f"{settings['precision']}: median of {settings['rounds']} epochs per loop")
+    text = markdown_table(["model", "steps/epoch", "RecBole loop s/epoch", "our loop s/epoch", "speed-up"], rows)
+    return f"{title}\n\n{text}\n\n{machine_line(payload['machine'])}\n"
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import time
 import torch
 import yaml
 
-from common import markdown_table, prepare, trainer_for, write_results
+from common import machine_line, markdown_table, prepare, trainer_for, write_results
 
 BASE = {
     "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full"},
@@ -62,7 +62,7 @@ def main():
         ("ours sampled10000", "sampled10000", {}),
         ("ours sampled10000, with replacement", "sampled10000", {"sampled_eval_args": {"replacement": True}}),
     ]
-    state_dict, rows, records = None, [], []
+    state_dict, records = None, []
     for label, mode, extra in modes:
         seconds, result, state_dict = time_test_pass(args.model, args.dataset, mode, extra, state_dict, dataset_settings)
         records.append({"label": label, "mode": mode, "extra": extra, "seconds": seconds, "result": dict(result)})
@@ -72,13 +72,21 @@ def main():
     ratios = {"ours sampled10000 / full": ours / by_label["RecBole full"]}
     if "RecBole uni100" in by_label:
         ratios["uni100 / ours sampled10000"] = by_label["RecBole uni100"] / ours
-    for r in records:
-        rows.append([r["label"], f"{r['seconds']:.2f}", f"{r['result'].get('ndcg@5', float('nan')):.4f}",
-                     f"{r['result'].get('hit@5', float('nan')):.4f}"])
-    table = markdown_table([f"{args.model} on {args.dataset}, test pass", "seconds", "ndcg@5", "hit@5"], rows)
-    table += "\n\n" + "\n".join(f"- {k}: {v:.1f}x" for k, v in ratios.items())
-    write_results(f"eval_speed_{args.model}_{args.dataset}", {"runs": records, "ratios": ratios,
-                  "torch_threads": torch.get_num_threads()}, table)
+    write_results(f"eval_speed_{args.model}_{args.dataset}", {"model": args.model, "dataset": args.dataset,
+                  "runs": records, "ratios": ratios, "torch_threads": torch.get_num_threads()}, table)
+
+
+def table(payload, name=None):
+    """`name` (the results file's, eval_speed_<model>_<dataset>) names the model and dataset of files written before
+    the payload held them."""
+    model, dataset = payload.get("model"), payload.get("dataset")
+    if model is None:
+        model, dataset = name.removeprefix("eval_speed_").split("_", 1)
+    rows = [[r["label"], f"{r['seconds']:.2f}", f"{r['result'].get('ndcg@5', float('nan')):.4f}",
+             f"{r['result'].get('hit@5', float('nan')):.4f}"] for r in payload["runs"]]
+    text = markdown_table([f"{model} on {dataset}, test pass", "seconds", "ndcg@5", "hit@5"], rows)
+    ratios = "\n".join(f"- {k}: {v:.1f}x" for k, v in payload["ratios"].items())
+    return f"{text}\n\n{ratios}\n\n{machine_line(payload['machine'])}\n"
 
 
 if __name__ == "__main__":

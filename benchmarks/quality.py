@@ -4,13 +4,13 @@
         --models SASRec-CE SRT-100 SRT-1K --seeds 1 2 --results benchmarks/results/quality_cpu.jsonl
     python benchmarks/quality.py run --datasets Amazon_Office --data_path data --models SRT-1K \\
         --variants mean_pooling sum_pooling --results benchmarks/results/ablations_cpu.jsonl
-    python benchmarks/quality.py table --results benchmarks/results/quality_*.jsonl --output benchmarks/results/quality.md
+    python benchmarks/quality.py table --results benchmarks/results/quality_*.jsonl
 
 `run` trains every (dataset, model, variant, seed) of the grid with early stopping on validation NDCG@5 (up to
 `--max_epochs`, patience `--stopping_step`), tests the best checkpoint against 10,000 sampled negatives that are the
 same for every run, and appends one JSON line per run as soon as it finishes: an interrupted sweep resumes where it
-stopped (runs already in the file are skipped). `table` writes the markdown summary (mean ± std over seeds) beside
-the JSONL. Datasets other than RecBole's shipped ml-100k are read from `--data_path/NAME/NAME.yaml`, as written by
+stopped (runs already in the file are skipped). `table` prints the markdown summary (mean ± std over seeds);
+`python -m benchmarks.report` writes it into the documentation. Datasets other than RecBole's shipped ml-100k are read from `--data_path/NAME/NAME.yaml`, as written by
 `python -m dataset_scripts`.
 """
 
@@ -130,10 +130,8 @@ def cell(values):
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def table(args):
-    records = [r for path in args.results for r in read_results(path)]
-    if not records:
-        raise SystemExit(f"no results in {' '.join(args.results)}")
+def table(records):
+    """Mean ± std over seeds per (dataset, model, variant), as markdown."""
     rows = []
     groups = {}
     for r in records:
@@ -150,11 +148,26 @@ def table(args):
     header = ["dataset", "model", "variant", "seeds", "test NDCG@5", "test HIT@5", "valid NDCG@5",
               "best epoch/run", "s/epoch", "device"]
     machines = sorted({json.dumps({k: r["machine"][k] for k in ("cpu", "device", "torch")}) for r in records})
-    text = markdown_table(header, rows) + "\n\n* stopped by the time limit, not by early stopping.\n\nMachines: " + "; ".join(machines) + "\n"
-    out = args.output or os.path.splitext(args.results[0])[0] + ".md"
-    with open(out, "w") as f:
-        f.write(text)
-    print(text)
+    return (markdown_table(header, rows) + "\n\n`*` stopped by the time limit, not by early stopping.\n\nMachines: "
+            + "; ".join(machines) + "\n")
+
+
+def headline(records):
+    """SRT-1K against SASRec-CE per dataset, default settings, same budget: the front page's table."""
+    rows = []
+    for dataset in sorted({r["dataset"] for r in records}):
+        runs = {label: [r for r in records if r["dataset"] == dataset and r["label"] == label
+                        and r["variant"] == "default"] for label in ("SASRec-CE", "SRT-1K")}
+        if not all(runs.values()):
+            continue
+        means = {label: statistics.mean(r["test"]["ndcg@5"] for r in rs) for label, rs in runs.items()}
+        unfinished = any(r["stopped_by"].startswith("time") for rs in runs.values() for r in rs)
+        rows.append([dataset, cell([r["test"]["ndcg@5"] for r in runs["SASRec-CE"]]),
+                     cell([r["test"]["ndcg@5"] for r in runs["SRT-1K"]]),
+                     f"{means['SRT-1K'] / means['SASRec-CE']:.2f}x" + (" *" if unfinished else ""),
+                     f"{len(runs['SASRec-CE'])} / {len(runs['SRT-1K'])}"])
+    header = ["dataset", "SASRec-CE test NDCG@5", "SRT-1K test NDCG@5", "SRT-1K / SASRec-CE", "seeds"]
+    return markdown_table(header, rows)
 
 
 def main():
@@ -176,11 +189,17 @@ def main():
     run_parser.add_argument("--time_limit", type=float, default=None,
                             help="seconds per run: stop at the first epoch end past it and test the best checkpoint")
     run_parser.add_argument("--results", required=True, help="JSONL file, appended to and resumed from")
-    table_parser = sub.add_parser("table", help="summarise --results as markdown")
+    table_parser = sub.add_parser("table", help="print --results as markdown (python -m benchmarks.report puts it in "
+                                  "the documentation)")
     table_parser.add_argument("--results", nargs="+", required=True)
-    table_parser.add_argument("--output", default=None, help="markdown file (default: beside the first JSONL)")
     args = parser.parse_args()
-    run(args) if args.command == "run" else table(args)
+    if args.command == "run":
+        run(args)
+        return
+    records = [r for path in args.results for r in read_results(path)]
+    if not records:
+        raise SystemExit(f"no results in {' '.join(args.results)}")
+    print(table(records))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 
 import yaml
 
-from common import RESULTS_DIR, markdown_table, prepare, trainer_for, write_results
+from common import RESULTS_DIR, machine_line, markdown_table, prepare, trainer_for, write_results
 
 PROTOCOL = {
     "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": {"valid": "sampled10000", "test": "sampled10000"}},
@@ -155,7 +155,7 @@ def main():
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[2020], help="one run per model and seed")
-    parser.add_argument("--name", default=None, help="results/<name>.* (default: side_by_side_<preset>_<dataset>...)")
+    parser.add_argument("--name", default=None, help="results/<name>.{json,png} (default: side_by_side_<preset>_<dataset>...)")
     args = parser.parse_args()
 
     settings = {**PROTOCOL, **PRESETS[args.preset]}
@@ -175,6 +175,24 @@ def main():
 
     summary = summarize(records)
     spread = len(args.seeds) > 1
+    default_name = f"side_by_side_{args.preset}_{settings['dataset']}" + (f"_{len(args.seeds)}seeds" if spread else "")
+    name = args.name or default_name
+    payload = {"preset": args.preset, "settings": settings, "runs": records, "summary": summary}
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    bar_chart(summary, os.path.join(RESULTS_DIR, f"{name}.png"), title(payload))
+    write_results(name, payload, table)
+
+
+def title(payload):
+    seeds = payload["summary"][0]["seeds"]
+    spread = f", seeds {' '.join(map(str, seeds))} (mean ± std)" if len(seeds) > 1 else f", seed {seeds[0]}"
+    preset = f", preset {payload['preset']}" if payload.get("preset") else ""
+    return f"{payload['settings']['dataset']}{preset}, test vs 10,000 sampled negatives{spread}"
+
+
+def table(payload):
+    summary = payload["summary"]
+    spread = len(summary[0]["seeds"]) > 1
 
     def cell(row, metric):
         return f"{row[metric]:.4f} ± {row[metric + '_std']:.4f}" if spread else f"{row[metric]:.4f}"
@@ -183,15 +201,7 @@ def main():
              f"{r['seconds_per_epoch']:.1f}", f"{','.join(map(str, r['epochs_to_best']))}/{r['epochs_run']}"]
             for r in summary]
     header = ["model", "NDCG@5", "HIT@5", "params", "non-emb. params", "s/epoch", "best epoch/run"]
-    seeds = f", seeds {' '.join(map(str, args.seeds))} (mean ± std)" if spread else f", seed {args.seeds[0]}"
-    title = f"{settings['dataset']}, preset {args.preset}, test vs 10,000 sampled negatives{seeds}"
-    default_name = f"side_by_side_{args.preset}_{settings['dataset']}" + (f"_{len(args.seeds)}seeds" if spread else "")
-    name = args.name or default_name
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    bar_chart(summary, os.path.join(RESULTS_DIR, f"{name}.png"), title)
-    write_results(name, {"settings": settings, "runs": records, "summary": summary},
-                  f"{title}\n\n" + markdown_table(header, rows))
-
+    return f"{title(payload)}\n\n{markdown_table(header, rows)}\n\n{machine_line(payload['machine'])}\n"
 
 if __name__ == "__main__":
     main()

@@ -19,7 +19,7 @@ import json
 
 import torch
 
-from common import first_batches, markdown_table, prepare, seconds_per_step, top_operators, write_results
+from common import first_batches, machine_line, markdown_table, prepare, seconds_per_step, top_operators, write_results
 from recbole_srt import SRTTrainer
 from recbole_srt.architectures import TABLE3
 from recbole_srt.scaling.flops import train_step_flops
@@ -59,11 +59,11 @@ def main():
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--profile", action="store_true",
                         help="also profile 3 more steps per run: the operators that take the most time")
-    parser.add_argument("--name", default=None, help="results/<name>.{json,md} (default: step_cost_cpu or _gpu)")
+    parser.add_argument("--name", default=None, help="results/<name>.json (default: step_cost_cpu or _gpu)")
     args = parser.parse_args()
     archs = args.archs or (list(TABLE3) if args.gpu else ["L2-H2-D64", "L4-H2-D64", "L2-H2-D128", "L4-H2-D128"])
     precisions = args.precisions or (["fp32", "bf16", "fp16"] if args.gpu else ["fp32", "bf16"])
-    records, rows, profiles = [], [], []
+    records = []
     for arch in archs:
         for attention, precision, compiled, fast_dropout in itertools.product(args.attention, precisions, args.compile,
                                                                             args.fast_cpu_dropout):
@@ -87,27 +87,35 @@ def main():
                       "non_embedding_parameters": trainer.n_non_embedding_parameters}
             if args.profile:
                 record["top_operators"] = top_operators(trainer, batches[-3:])
-                costliest = "; ".join(f"{op['operator']} {op['self_ms_per_step']:.1f} ms"
-                                      for op in record["top_operators"][:8])
-                profiles.append(f"**{arch}, {attention}, {precision}, compile {compiled}, fast CPU dropout "
-                                f"{fast_dropout}**: {costliest}")
             records.append(record)
-            rows.append([arch, attention, precision, compiled, fast_dropout, f"{seconds * 1000:.1f}",
-                         f"{record['sequences_per_second']:,.0f}", f"{flops / 1e9:.1f}",
-                         f"{record['achieved_tflops'] * 1000:.1f}",
-                         f"{record['mfu']:.1%}" if record["mfu"] is not None else "-"])
             print(json.dumps(record), flush=True)
             del trainer, model, batches
             if args.gpu:
                 torch.cuda.empty_cache()
     device = "gpu" if args.gpu else "cpu"
-    title = f"SRT-{args.neg} training steps on {args.dataset}, batch {args.batch} x length {args.length}"
-    table = markdown_table(["architecture", "attention", "precision", "compile", "fast CPU dropout", "ms/step",
-                            "sequences/s", "GFLOP/step", "achieved GFLOP/s", "MFU"], rows)
-    if profiles:
-        table += "\n\nSelf time per step of the costliest operators (torch.profiler):\n\n" + "\n\n".join(profiles)
-    write_results(args.name or f"step_cost_{device}", {"settings": vars(args), "runs": records}, f"{title}\n\n{table}")
+    write_results(args.name or f"step_cost_{device}", {"settings": vars(args), "runs": records}, table)
 
+
+def table(payload):
+    """Runs measured before the compile and fast_cpu_dropout options existed show '-' there."""
+    settings, rows, profiles = payload["settings"], [], []
+    for r in payload["runs"]:
+        compiled, fast_dropout = r.get("compile", "-"), r.get("fast_cpu_dropout", "-")
+        rows.append([r["arch"], r["attention"], r["precision"], compiled, fast_dropout,
+                     f"{r['seconds_per_step'] * 1000:.1f}", f"{r['sequences_per_second']:,.0f}",
+                     f"{r['flops_per_step'] / 1e9:.1f}", f"{r['achieved_tflops'] * 1000:.1f}",
+                     f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"])
+        if r.get("top_operators"):
+            costliest = "; ".join(f"{op['operator']} {op['self_ms_per_step']:.1f} ms" for op in r["top_operators"][:8])
+            profiles.append(f"**{r['arch']}, {r['attention']}, {r['precision']}, compile {compiled}, fast CPU dropout "
+                            f"{fast_dropout}**: {costliest}")
+    title = (f"SRT-{settings['neg']} training steps on {settings['dataset']}, batch {settings['batch']} x length "
+             f"{settings['length']}")
+    text = markdown_table(["architecture", "attention", "precision", "compile", "fast CPU dropout", "ms/step",
+                           "sequences/s", "GFLOP/step", "achieved GFLOP/s", "MFU"], rows)
+    if profiles:
+        text += "\n\nSelf time per step of the costliest operators (torch.profiler):\n\n" + "\n\n".join(profiles)
+    return f"{title}\n\n{text}\n\n{machine_line(payload['machine'])}\n"
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ Target (issue 3): SRT-1K step <= 1.5x SASRec-CE step.
 
 import argparse
 
-from common import first_batches, markdown_table, prepare, seconds_per_step, trainer_for, write_results
+from common import first_batches, machine_line, markdown_table, prepare, seconds_per_step, trainer_for, write_results
 
 VARIANTS = [
     ("SASRec-CE", "SASRec", {"loss_type": "CE", "train_neg_sample_args": None}),
@@ -58,13 +58,17 @@ def main():
         seconds = seconds_per_step(trainer, first_batches(train, args.steps + 1, trainer.device))
         records.append({"label": label, "seconds_per_step": seconds, "n_items": model.n_items})
         print(f"{label}: {seconds:.3f} s/step", flush=True)
-    base = records[0]["seconds_per_step"]
-    rows = [[r["label"], f"{r['seconds_per_step']:.3f}", f"{r['seconds_per_step'] / base:.2f}"] for r in records]
-    title = f"{args.dataset}, batch {args.batch}x{args.length}, hidden {args.hidden}, {args.layers} layers"
-    table = markdown_table([title, "s/step", "vs SASRec-CE"], rows)
     device = "gpu" if args.gpu else "cpu"
     write_results(f"train_cost_{args.dataset}_{device}", {"args": vars(args), "runs": records}, table)
 
+
+def table(payload):
+    settings, records = payload["args"], payload["runs"]
+    base = next(r["seconds_per_step"] for r in records if r["label"] == "SASRec-CE")
+    rows = [[r["label"], f"{r['seconds_per_step']:.3f}", f"{r['seconds_per_step'] / base:.2f}"] for r in records]
+    title = (f"{settings['dataset']}, batch {settings['batch']}x{settings['length']}, hidden {settings['hidden']}, "
+             f"{settings['layers']} layers")
+    return f"{markdown_table([title, 's/step', 'vs SASRec-CE'], rows)}\n\n{machine_line(payload['machine'])}\n"
 
 if __name__ == "__main__":
     main()
