@@ -1,15 +1,16 @@
-"""Does pre-training help? This repository's Table 4: pre-train SRT on Amazon Games + Office, then on Beauty compare
-SASRec-CE and SRT-1K from scratch, SRT-1K zero-shot, fine-tuned `full`, and fine-tuned `progressive` + EWC, under
-one protocol (sampled10000 test NDCG@5 / HIT@5, the same candidates).
+"""Does pre-training help? This repository's Table 4: pre-train SRT on other Amazon categories, then on Beauty compare
+SASRec-CE and SRT-1K from scratch, SRT-1K zero-shot (with and without Beauty's popularity prior), fine-tuned `full`,
+and fine-tuned `progressive` + EWC, under one protocol (sampled10000 test NDCG@5 / HIT@5, the same candidates).
 
     python benchmarks/transfer_table4.py run [--budget cpu|paper] [--seeds 1 2]     # resumable: done runs skipped
     python benchmarks/transfer_table4.py run --variant within_source_negatives --rows zero_shot finetune_full
-    python benchmarks/transfer_table4.py table
+    python benchmarks/transfer_table4.py table     # prints the table, draws the figure beside the JSONL
 
-A variant changes the pre-training only (part 1 of issue 22: one candidate cause at a time); its pre-trained,
-zero-shot and fine-tuned rows carry its name, the from-scratch rows are shared by all variants.
+A variant changes the pre-training only, one thing against the variant it names in `from` (VARIANTS): negatives
+within each source, the target's item text in the tokenizer, no logQ correction, the corpus. Its pre-trained,
+zero-shot and fine-tuned rows carry its name; the from-scratch and popularity rows are shared by all variants.
 
-Datasets are converted from ../shared/datasets/raw into --data_dir first (Games + Office combined into one
+Datasets are converted from ../shared/datasets/raw into --data_dir first (the corpus's categories combined into one
 pre-training dataset with one tokenizer; Beauty with its own for the from-scratch runs; the fine-tuned runs use
 the checkpoint's, as `pretrained_model` requires). Every run appends one JSON line to --results.
 """
@@ -41,20 +42,37 @@ BUDGETS = {
               "progressive": {"finetune_epochs_per_layer": 10, "finetune_final_epochs": 50}},
 }
 SRT_1K = {"train_neg_count": 1000}
-# Pre-training settings of each variant, against the baseline (negatives from the whole mixed catalog).
-VARIANTS = {
-    "baseline": {},
-    "within_source_negatives": {"neg_sampling_scope": "source"},
+TARGET = "amazon-beauty-2014"
+CORPORA = {
+    "games_office": ("Games + Office", ["amazon-games-2018", "amazon-office-2014"]),
+    "seven_categories": ("7 categories", ["amazon-games-2018", "amazon-office-2014", "amazon-kitchen-2014",
+                                          "amazon-movies-2014", "amazon-toys-2014", "amazon-arts-2018",
+                                          "amazon-grocery-2014"]),
 }
-ROWS = ("zero_shot", "scratch", "finetune_full", "finetune_progressive", "scratch_pretraining_tokenizer", "sasrec")
+# Pre-training of each variant: its corpus, whether the target's item text also trains the tokenizer, its settings.
+# Each differs from the one named in `from` by one thing.
+VARIANTS = {
+    "baseline": {"corpus": "games_office", "settings": {}},
+    "within_source_negatives": {"from": "baseline", "corpus": "games_office",
+                                "settings": {"neg_sampling_scope": "source"}},
+    "target_text_tokenizer": {"from": "within_source_negatives", "corpus": "games_office", "target_text": True,
+                              "settings": {"neg_sampling_scope": "source"}},
+    "no_logq": {"from": "within_source_negatives", "corpus": "games_office",
+                "settings": {"neg_sampling_scope": "source", "logq_correction": False}},
+    "seven_categories": {"from": "target_text_tokenizer", "corpus": "seven_categories", "target_text": True,
+                         "settings": {"neg_sampling_scope": "source"}},
+}
+ROWS = ("zero_shot", "zero_shot_prior", "popularity", "scratch", "finetune_full", "finetune_progressive",
+        "scratch_pretraining_tokenizer", "sasrec")
 
 
-def convert(raw_dir, data_dir, name, folders):
+def convert(raw_dir, data_dir, name, folders, tokenizer_text=()):
     yaml_path = os.path.join(data_dir, name, f"{name}.yaml")
     if not os.path.exists(yaml_path):
         inputs = [os.path.join(raw_dir, f) for f in folders]
+        extra = ["--tokenizer-text", *(os.path.join(raw_dir, f) for f in tokenizer_text)] if tokenizer_text else []
         subprocess.run([sys.executable, "-m", "dataset_scripts", "sequences", "--input", *inputs, "--name", name,
-                        "--output-dir", data_dir], check=True)
+                        "--output-dir", data_dir, *extra], check=True)
     return yaml_path
 
 
@@ -87,18 +105,27 @@ def run_one(label, model, yaml_path, settings, results, seed, needs_checkpoint=F
 def run(args):
     budget = BUDGETS[args.budget]
     common = budget["common"]
-    pretrain_yaml = convert(args.raw_dir, args.data_dir, "pretrain_games_office",
-                            ["amazon-games-2018", "amazon-office-2014"])
-    beauty_yaml = convert(args.raw_dir, args.data_dir, "Amazon_Beauty", ["amazon-beauty-2014"])
+    variant = VARIANTS[args.variant]
+    corpus_name, folders = CORPORA[variant["corpus"]]
+    dataset = f"pretrain_{variant['corpus']}" + ("_target_text" if variant.get("target_text") else "")
+    pretrain_yaml = convert(args.raw_dir, args.data_dir, dataset, folders,
+                            [TARGET] if variant.get("target_text") else ())
+    beauty_yaml = convert(args.raw_dir, args.data_dir, "Amazon_Beauty", [TARGET])
     tag = "" if args.variant == "baseline" else f" [{args.variant}]"
     for seed in args.seeds:
-        pretrained = run_one(f"SRT-1K pre-trained (Games + Office){tag}", "SRT", pretrain_yaml,
-                             {**common, **SRT_1K, **VARIANTS[args.variant], "epochs": budget["pretrain_epochs"]},
+        pretrained = run_one(f"SRT-1K pre-trained ({corpus_name}){tag}", "SRT", pretrain_yaml,
+                             {**common, **SRT_1K, **variant["settings"], "epochs": budget["pretrain_epochs"]},
                              args.results, seed, needs_checkpoint=True)
         # Cheapest first, so that an interrupted session has committed the most rows.
         transfer = {**common, **SRT_1K, "pretrained_model": pretrained["checkpoint"]}
         rows = {
             "zero_shot": (f"SRT-1K zero-shot{tag}", "SRT", {**transfer, "epochs": 0}),
+            # The target's popularity (its training-split counts) added to the scores: what a model trained on other
+            # catalogs cannot know. And that prior alone, as a baseline.
+            "zero_shot_prior": (f"SRT-1K zero-shot + Beauty popularity prior{tag}", "SRT",
+                                {**transfer, "epochs": 0, "popularity_prior": 1.0}),
+            "popularity": ("popularity (Beauty training counts only)", "SRT",
+                           {**common, **SRT_1K, "epochs": 0, "popularity_prior": 1000.0}),
             "scratch": ("SRT-1K from scratch", "SRT", {**common, **SRT_1K, "epochs": budget["scratch_epochs"]}),
             "finetune_full": (f"SRT-1K fine-tuned (full){tag}", "SRT", {**transfer, "epochs": budget["finetune_epochs"]}),
             "finetune_progressive": (f"SRT-1K fine-tuned (progressive + EWC 100){tag}", "SRT",
@@ -120,35 +147,48 @@ def tokenizer_of(dataset_yaml):
         return yaml.safe_load(f)["tokenizer_model"]
 
 
-def table(args):
+def latest(records):
+    """The latest run of every label and seed, pre-training runs left out."""
+    return list({(r["label"], r["seed"]): r for r in records if "pre-trained" not in r["label"]}.values())
+
+
+def summary(records):
+    """(label, seeds, NDCG@5 values, HIT@5 values) per label, in the order they first ran."""
+    import numpy as np
+
+    rows = []
+    for label in dict.fromkeys(r["label"] for r in records):
+        runs = [r for r in records if r["label"] == label]
+        rows.append((label, len(runs), np.array([r["test_ndcg@5"] for r in runs]),
+                     np.array([r["test_hit@5"] for r in runs])))
+    return rows
+
+
+def table(records):
+    rows = []
+    for label, seeds, ndcg, hit in summary(latest(records)):
+        paper = PAPER.get(label)
+        spread = (lambda v: f"{v.mean():.4f}") if seeds == 1 else (lambda v: f"{v.mean():.4f} ± {v.std():.4f}")
+        rows.append([label, seeds, spread(ndcg), spread(hit), f"{paper[0]:.4f} / {paper[1]:.4f}" if paper else "-"])
+    text = markdown_table(["Beauty, sampled10000 test", "seeds", "NDCG@5", "HIT@5", "paper NDCG@5 / HIT@5"], rows)
+    runs = latest(records)
+    machines = sorted({json.dumps({k: v for k, v in r["machine"].items() if k != "date"}) for r in runs})
+    dates = sorted(r["machine"]["date"] for r in runs)
+    return f"{text}\n\nMachines: {'; '.join(machines)}; runs from {dates[0]} to {dates[-1]}\n"
+
+
+def figure(records, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    latest = {(r["label"], r["seed"]): r for r in read_records(args.results) if "pre-trained" not in r["label"]}
-    records = list(latest.values())
-    labels = list(dict.fromkeys(r["label"] for r in records))
-    rows, means = [], []
-    for label in labels:
-        runs = [r for r in records if r["label"] == label]
-        ndcg, hit = np.array([r["test_ndcg@5"] for r in runs]), np.array([r["test_hit@5"] for r in runs])
-        paper = PAPER.get(label)
-        spread = (lambda v: f"{v.mean():.4f}") if len(runs) == 1 else (lambda v: f"{v.mean():.4f} ± {v.std():.4f}")
-        rows.append([label, len(runs), spread(ndcg), spread(hit),
-                     f"{paper[0]:.4f} / {paper[1]:.4f}" if paper else "-"])
-        means.append(ndcg.mean())
-    text = markdown_table(["Beauty, sampled10000 test", "seeds", "NDCG@5", "HIT@5", "paper NDCG@5 / HIT@5"], rows)
-    stem = os.path.splitext(args.results)[0]
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.barh(labels, means, color="tab:blue")
+    rows = summary(latest(records))
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5))
+    ax.barh([label for label, *_ in rows], [ndcg.mean() for _, _, ndcg, _ in rows], color="tab:blue")
     ax.set_xlabel("test NDCG@5 (Beauty, sampled10000)")
     fig.tight_layout()
-    fig.savefig(f"{stem}.png", dpi=110)
-    with open(f"{stem}.md", "w") as f:
-        f.write(f"{text}\n\nMachine: {json.dumps(records[0]['machine']) if records else '-'}\n")
-    print(text)
+    fig.savefig(path, dpi=110)
 
 
 def main():
@@ -168,7 +208,9 @@ def main():
     if args.command == "run":
         run(args)
     else:
-        table(args)
+        records = read_records(args.results)
+        figure(records, f"{os.path.splitext(args.results)[0]}.png")
+        print(table(records))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ def parse_args(argv):
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="where the NAME folder is written")
     parser.add_argument("--tokenizer", metavar="PATH", help="reuse this SentencePiece model instead of training one "
                         "(several datasets then share one vocabulary, for pre-training and fine-tuning)")
+    parser.add_argument("--tokenizer-text", nargs="+", default=[], metavar="PATH",
+                        help="datasets of the same format whose item text also trains the tokenizer (their "
+                        "interactions are not used): e.g. the catalog a pre-trained model will be fine-tuned on")
     parser.add_argument("--vocab-size", type=int, default=30000,
                         help="vocabulary of the trained tokenizer (default 30000 as in the paper; reduced for small text)")
     parser.add_argument("--kcore", type=int, metavar="K", help="iteratively keep users and items with >= K interactions")
@@ -59,7 +62,8 @@ def main(argv=None):
     try:
         stats = convert(args.format, args.input, args.name, args.output_dir, tokenizer=args.tokenizer,
                         vocab_size=args.vocab_size, kcore_k=args.kcore, sample=args.sample_users, seed=args.seed,
-                        max_bad_fraction=args.max_bad_fraction, text_fields=args.text_fields)
+                        max_bad_fraction=args.max_bad_fraction, text_fields=args.text_fields,
+                        tokenizer_text=args.tokenizer_text)
     except (InputError, ValueError, OSError) as error:
         print(f"dataset_scripts: error: {error}", file=sys.stderr)
         return 2
@@ -75,6 +79,8 @@ def main(argv=None):
         print(f"  {path}: {entry['bad']} malformed of {entry['total']} (first at lines {entry['first']}): {entry['reasons']}")
     if stats["tokenizer"]["source"] == "trained":
         print(f"  tokenizer: {stats['tokenizer']['path']} ({stats['tokenizer']['vocab_size']} pieces)")
+        for path, count in stats["tokenizer"]["extra_text"].items():
+            print(f"  tokenizer text also from {path}: {count:,} field values")
     print(f"  written to {args.output_dir}/{args.name}/ ; run: run_recbole --model=SRT "
           f"--config_files={args.output_dir}/{args.name}/{args.name}.yaml")
     return 0

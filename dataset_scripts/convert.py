@@ -42,6 +42,17 @@ def _normalized_items(raw_items, item_ids, text_fields):
     return items, missing_metadata
 
 
+def _extra_text(fmt, paths, bad, text_fields):
+    """Normalized field values of other datasets' items, and how many each dataset gave."""
+    text, counts = [], {}
+    for path in paths:
+        raw = READERS[fmt]([path], bad, text_fields)
+        values = [v for v in sorted(normalize_text(v) for item in raw.items.values() for v in item.values() if v) if v]
+        counts[os.path.abspath(path)] = len(values)
+        text += values
+    return text, counts
+
+
 def _write_inter(path, interactions, extra_columns):
     frame = interactions.copy()
     if (frame["timestamp"] % 1 == 0).all():
@@ -78,12 +89,18 @@ def _properties(name, final_dir, text_fields, tokenizer_path):
 
 
 def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kcore_k=None, sample=None, seed=2020,
-            max_bad_fraction=0.01, text_fields=None):
-    """Convert and write DIR/NAME; returns the statistics dict (also written as NAME.stats.json)."""
+            max_bad_fraction=0.01, text_fields=None, tokenizer_text=()):
+    """Convert and write DIR/NAME; returns the statistics dict (also written as NAME.stats.json).
+
+    `tokenizer_text`: datasets (same format) whose item text joins the trained tokenizer's text but whose
+    interactions are not used: a catalog to fine-tune on later gets pieces of its own words.
+    """
     if fmt not in READERS:
         raise InputError(f"unknown format '{fmt}'; expected one of {sorted(READERS)}")
     if tokenizer is not None and not os.path.isfile(tokenizer):
         raise InputError(f"--tokenizer: SentencePiece model '{tokenizer}' does not exist")
+    if tokenizer is not None and tokenizer_text:
+        raise InputError("--tokenizer-text adds text to a tokenizer trained here; it cannot change a given --tokenizer")
     bad = BadLines(max_bad_fraction)
     raw, sources = read_inputs(fmt, list(inputs), bad, text_fields)
     interactions, duplicates = deduplicate(raw.interactions)
@@ -107,12 +124,14 @@ def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kco
         tokenizer_info = {"source": "given", "path": os.path.abspath(tokenizer)} if tokenizer else None
         if tokenizer is None:
             corpus = sorted(t for item in items.values() for t in item.values() if t)
-            proto = train_tokenizer(corpus, vocab_size)
+            extra, extra_counts = _extra_text(fmt, tokenizer_text, bad, text_fields)
+            proto = train_tokenizer(corpus + extra, vocab_size)
             with open(os.path.join(tmp_dir, f"{name}.spm.model"), "wb") as f:
                 f.write(proto)
             pieces = spm.SentencePieceProcessor(model_proto=proto).get_piece_size()
             tokenizer_info = {"source": "trained", "path": os.path.join(final_dir, f"{name}.spm.model"),
-                              "requested_vocab_size": vocab_size, "vocab_size": pieces}
+                              "requested_vocab_size": vocab_size, "vocab_size": pieces,
+                              "extra_text": extra_counts}
             if pieces < vocab_size:
                 logger.warning(f"tokenizer: vocabulary reduced from {vocab_size} to {pieces}: the item text is too small")
         _write_inter(os.path.join(tmp_dir, f"{name}.inter"), interactions, raw.extra_inter_columns)

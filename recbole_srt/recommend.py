@@ -23,11 +23,13 @@ from recbole_srt.data.item_text import normalize_text, token_table
 
 @dataclass
 class Catalog:
-    """Candidate items: ids[i] is row i of embeddings; row 0 is padding (id None, never recommended)."""
+    """Candidate items: ids[i] is row i of embeddings; row 0 is padding (id None, never recommended). `prior`: what
+    the model's `popularity_prior` adds to each row's score (the dataset's catalog only: new items have no counts)."""
 
     ids: list
     embeddings: torch.Tensor
     items_without_text: int = 0
+    prior: torch.Tensor = None
 
 
 def load_model(model_or_checkpoint, dataset=None):
@@ -46,7 +48,8 @@ def load_model(model_or_checkpoint, dataset=None):
 @torch.no_grad()
 def dataset_catalog(model, dataset):
     ids = [None, *dataset.field2id_token[dataset.iid_field][1:]]
-    return Catalog(ids, model.all_item_embeddings())
+    prior = model.with_prior(torch.zeros_like(model.log_popularity)) if model.popularity_prior else None
+    return Catalog(ids, model.all_item_embeddings(), prior=prior)
 
 
 def read_item_table(path, text_fields):
@@ -121,6 +124,8 @@ def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=
         for i, r in enumerate(chunk):
             seq[i, : len(r)] = torch.tensor(r, device=device)
         scores = model.encode_sequence(catalog.embeddings[seq], lengths) @ catalog.embeddings.T
+        if catalog.prior is not None:
+            scores = scores + catalog.prior
         if exclude_history:
             scores.scatter_(1, seq, float("-inf"))
         scores[:, 0] = float("-inf")

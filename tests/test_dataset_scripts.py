@@ -215,6 +215,31 @@ def test_shared_tokenizer_is_reused_not_retrained(amazon2014, tmp_path):
     assert not os.path.exists(tmp_path / "out" / "second" / "second.spm.model")
 
 
+def test_tokenizer_text_of_another_catalog_gets_pieces_without_its_interactions(amazon2014, tmp_path):
+    import sentencepiece as spm
+
+    other = tmp_path / "other"
+    other.mkdir()
+    write(other / "reviews_Other_5.json.gz", json.dumps({"reviewerID": "V", "asin": "Z", "overall": 5.0,
+                                                         "unixReviewTime": 1}) + "\n")
+    write(other / "meta_Other.json.gz", "{'asin': 'Z', 'title': 'zanzibarian zanzibarian zanzibarian serum'}\n")
+    out = tmp_path / "out"
+    plain = convert("amazon2014", [str(amazon2014)], "plain", out, vocab_size=60)
+    stats = convert("amazon2014", [str(amazon2014)], "with", out, vocab_size=60, tokenizer_text=[str(other)])
+    assert (stats["n_users"], stats["n_items"], stats["n_interactions"]) == (plain["n_users"], plain["n_items"],
+                                                                             plain["n_interactions"])
+    assert stats["tokenizer"]["extra_text"] == {str(other): 1}
+
+    def pieces(name):
+        model = spm.SentencePieceProcessor(model_file=str(out / name / f"{name}.spm.model"))
+        return len(model.encode("zanzibarian"))
+
+    assert pieces("with") < pieces("plain")
+    with pytest.raises(InputError, match="--tokenizer-text"):
+        convert("amazon2014", [str(amazon2014)], "x", out, tokenizer=str(out / "plain" / "plain.spm.model"),
+                tokenizer_text=[str(other)])
+
+
 @pytest.mark.shared_data
 @pytest.mark.parametrize("fmt, folder, name, expected", [
     ("sequences", "amazon-beauty-2014", "Amazon_Beauty", (22363, 12101, 198502)),

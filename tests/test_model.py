@@ -142,3 +142,24 @@ def test_text_pooling_leaves_padding_out(pooling, per_field_tables):
                 fields.append({"mean": vectors.mean(0), "sum": vectors.sum(0), "max": vectors.max(0).values}[pooling])
         expected.append(encoder.adapter(torch.cat(fields)))
     torch.testing.assert_close(encoder(tokens), torch.stack(expected))
+
+
+def test_popularity_prior_adds_the_training_frequency_to_every_scoring_path(fast_config):
+    from recbole_srt.recommend import dataset_catalog
+
+    torch.manual_seed(0)
+    _, model, (train, _, test) = build("SRT", "ml40", fast_config)
+    _, with_prior, _ = build("SRT", "ml40", fast_config, popularity_prior=0.7)
+    with_prior.load_state_dict(model.state_dict())
+    model.eval(), with_prior.eval()
+    counts = torch.bincount(train._dataset.inter_feat["item_id"], minlength=model.n_items).double()
+    log_frequency = ((counts + 1) / (counts.sum() + len(counts))).log().float()
+    batch = next(iter(test))[0]
+    candidates = torch.randint(1, model.n_items, (len(batch), 5))
+    with torch.no_grad():
+        torch.testing.assert_close(with_prior.full_sort_predict(batch),
+                                   model.full_sort_predict(batch) + 0.7 * log_frequency)
+        torch.testing.assert_close(with_prior.sampled_predict(batch, candidates),
+                                   model.sampled_predict(batch, candidates) + 0.7 * log_frequency[candidates])
+        torch.testing.assert_close(dataset_catalog(with_prior, train._dataset).prior, 0.7 * log_frequency)
+    assert dataset_catalog(model, train._dataset).prior is None

@@ -103,6 +103,10 @@ class SRT(SequentialRecommender):
             ),
             item_sources=sources,
         )
+        # Scores may add the catalog's own popularity: a model trained on other catalogs has not learned this one's.
+        self.popularity_prior = float(config["popularity_prior"] or 0.0)
+        frequency = (counts.double() + 1.0) / (counts.sum() + len(counts))
+        self.register_buffer("log_popularity", frequency.log().float(), persistent=False)
         self._item_cache = None
         self.initializer_range = config["initializer_range"]
         self.apply(self._init_weights)
@@ -214,13 +218,21 @@ class SRT(SequentialRecommender):
             neg_group=neg_group,
         )
 
+    def with_prior(self, scores, item_ids=None):
+        """Scores plus `popularity_prior` x log of the items' training-split frequency (add-one smoothed)."""
+        if not self.popularity_prior:
+            return scores
+        prior = self.log_popularity if item_ids is None else self.log_popularity[item_ids]
+        return scores + self.popularity_prior * prior
+
     def predict(self, interaction):
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        return (seq_output * self.embed_items(interaction[self.ITEM_ID])).sum(-1)
+        item_ids = interaction[self.ITEM_ID]
+        return self.with_prior((seq_output * self.embed_items(item_ids)).sum(-1), item_ids)
 
     def full_sort_predict(self, interaction):
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        return seq_output @ self.all_item_embeddings().T
+        return self.with_prior(seq_output @ self.all_item_embeddings().T)
 
     def sampled_predict(self, interaction, candidates):
         """Scores [B, C] of candidate item ids [B, C], encoding each sequence once.
@@ -239,4 +251,4 @@ class SRT(SequentialRecommender):
                 scores.append((seq @ self.all_item_embeddings().T).gather(1, cand))
             else:
                 scores.append(torch.bmm(self.embed_items(cand), seq.unsqueeze(-1)).squeeze(-1))
-        return torch.cat(scores)
+        return self.with_prior(torch.cat(scores), candidates)
