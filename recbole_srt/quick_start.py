@@ -18,6 +18,7 @@ from recbole_srt.config import Config
 from recbole_srt.run_log import start_run_log
 from recbole_srt.registry import get_model
 from recbole_srt.trainer import SRTTrainerMixin, get_trainer
+from recbole_srt.transfer import pretrained, release
 
 
 def check_dataset(config):
@@ -57,6 +58,8 @@ def log_flops(model, dataset, config, logger):
 def prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
     """Config, dataset, (train, valid, test) dataloaders and a freshly built model, as run_recbole builds them."""
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    if config["model"] == "SRT":
+        pretrained.adopt_settings(config)
     check_dataset(config)
     init_seed(config["seed"], config["reproducibility"])
     # RecBole's logger and trainer create ./log/MODEL and checkpoint_dir with a check-then-create that races when
@@ -163,5 +166,8 @@ def load_data_and_model(model_file):
 
 def pretraining_data(checkpoint_path):
     """(model, training dataloader) rebuilt from a checkpoint: the data EWC's Fisher information is computed on."""
+    if release.is_release(load_checkpoint(checkpoint_path, "cpu")):
+        raise ValueError(f"ewc_lambda: {checkpoint_path} is a released model, which holds no pre-training data to "
+                         "compute EWC's Fisher information on: fine-tune it without EWC (ewc_lambda: 0)")
     _, model, _, train_data, _, _ = load_data_and_model(checkpoint_path)
     return model, train_data

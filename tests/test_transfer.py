@@ -47,6 +47,19 @@ def test_zero_shot_evaluates_the_checkpoint_without_training(ml_checkpoint):
     assert dict(trainer.evaluate(test, load_best_model=False)) == dict(result["test_result"])
 
 
+def test_settings_that_decide_the_parameters_come_from_the_checkpoint_unless_set(ml_checkpoint):
+    path, base = ml_checkpoint
+    shape = ("n_layers", "n_heads", "hidden_size", "inner_size", "MAX_ITEM_LIST_LENGTH")
+    bare = {k: v for k, v in toy_settings(base, path).items() if k not in shape}
+    config, model, _ = build("SRT", "beauty_toy", {}, **bare)
+    assert [config[k] for k in shape] == [2, 2, 16, 32, 10]  # the checkpoint's; the model defaults are 2, 2, 64, 256, 50
+    assert model.max_seq_length == 10
+    checkpoint = load_checkpoint(path, "cpu")
+    assert all(torch.equal(v, checkpoint["state_dict"][n]) for n, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="n_layers is 1 here but 2 in the checkpoint"):
+        build("SRT", "beauty_toy", {}, **bare, n_layers=1)
+
+
 @pytest.mark.parametrize("extra, message", [
     ({"hidden_size": 32, "inner_size": 64}, "hidden_size is 32 here but 16 in the checkpoint"),
     ({"text_fields": ["title"]}, r"text_fields is \['title'\] here but \['movie_title', 'class'\]"),
@@ -140,3 +153,33 @@ def test_ewc_without_cached_fisher_or_pretraining_data_is_a_clear_error(ml_check
                                                                       ewc_fisher_batches=7))
     with pytest.raises(ValueError, match=r"fisher-7\.pt.*pretraining_data"):
         SRTTrainer(config, model)
+
+
+def test_a_release_holds_weights_tokenizer_and_settings_only_and_fine_tunes_in_one_command(ml_checkpoint, tmp_path):
+    from recbole_srt.transfer.release import main as release_main
+
+    path, base = ml_checkpoint
+    assert release_main([path, "--name", "tiny", "--output-dir", str(tmp_path)]) == 0
+    released = tmp_path / "tiny" / "tiny.pth"
+    content = torch.load(str(released), weights_only=True)  # torch's own safe loader, no allowlist
+    assert set(content) == {"config", "state_dict", "other_parameter", "compute"}
+    assert content["config"]["hidden_size"] == 16 and content["config"]["model"] == "SRT"
+    original = load_checkpoint(path, "cpu")
+    assert content["other_parameter"]["tokenizer_proto"] == original["other_parameter"]["tokenizer_proto"]
+    shape = ("n_layers", "n_heads", "hidden_size", "inner_size", "MAX_ITEM_LIST_LENGTH")
+    settings = {k: v for k, v in toy_settings(base, str(released)).items() if k not in shape}
+    _, model, _ = build("SRT", "beauty_toy", {}, **settings)
+    assert all(torch.equal(v, original["state_dict"][n]) for n, v in model.state_dict().items())
+    result = run_recbole("SRT", "beauty_toy", config_dict={**settings, "epochs": 1})
+    assert result["test_result"]["ndcg@5"] >= 0
+    with pytest.raises(ValueError, match="released model, which holds no pre-training data"):
+        run_recbole("SRT", "beauty_toy", config_dict={**settings, "epochs": 1, "ewc_lambda": 10})
+
+
+def test_a_release_over_the_size_limit_is_refused(ml_checkpoint, tmp_path, monkeypatch):
+    from recbole_srt.transfer import release
+
+    monkeypatch.setattr(release, "LIMIT_BYTES", 1000)
+    with pytest.raises(ValueError, match="over the 0 MB"):
+        release.export(ml_checkpoint[0], "big", str(tmp_path))
+    assert not any((tmp_path / "big").iterdir())

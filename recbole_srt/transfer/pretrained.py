@@ -2,9 +2,13 @@
 
 Every SRT parameter (token embeddings, adapter, transformer, positions) is independent of the catalog, so a
 checkpoint trained on other categories loads as is; the new catalog's text is tokenized with the checkpoint's own
-SentencePiece model (stored in the checkpoint), and popularity comes from the new training split as always.
+SentencePiece model (stored in the checkpoint), and popularity comes from the new training split as always. The
+settings that decide the parameters come from the checkpoint unless the run sets them.
 """
 
+from logging import getLogger
+
+from recbole_srt.architectures import SHAPE_KEYS
 from recbole_srt.compat import load_checkpoint
 
 # Settings that decide the parameters' shapes or what they mean: they must be the checkpoint's.
@@ -23,6 +27,25 @@ def read(path):
     if not (checkpoint.get("other_parameter") or {}).get("tokenizer_proto"):
         raise ValueError(f"pretrained_model {path}: the checkpoint holds no SentencePiece model")
     return checkpoint
+
+
+def adopt_settings(config):
+    """Take every MUST_MATCH setting the run does not set itself (in a config file, the config dict or the command
+    line; `architecture` sets the shape keys) from `pretrained_model`'s checkpoint. A setting the run sets to another
+    value stays an error (`check_compatible`), naming both."""
+    path = config["pretrained_model"]
+    if not path:
+        return
+    trained = read(path)["config"]
+    given = set(config.file_config_dict) | set(config.variable_config_dict) | set(config.cmd_config_dict)
+    if "architecture" in given:
+        given |= set(SHAPE_KEYS)
+    adopted = {key: trained[key] for key in MUST_MATCH if key not in given and config[key] != trained[key]}
+    for key, value in adopted.items():
+        config[key] = value
+    if adopted:
+        getLogger().info(f"pretrained_model {path}: settings from the checkpoint: "
+                         + ", ".join(f"{k}={v!r}" for k, v in adopted.items()))
 
 
 def check_compatible(config, checkpoint, path, text_fields):

@@ -1,0 +1,91 @@
+"""A released SRT: any SRT checkpoint reduced to what another catalog needs, to share it.
+
+    python -m recbole_srt.transfer.release saved/SRT-....pth --name NAME [--output-dir pretrained]
+
+writes `pretrained/NAME/NAME.pth` (the one file `pretrained_model:` takes): the weights, the SentencePiece model and
+the settings that decide the parameters, as plain values. No optimizer state, scheduler or pickled objects: it loads
+with torch's weights-only unpickler and nothing else, and it holds no training data (so EWC, which needs the
+pre-training data, cannot start from it). Beside it, `NAME.json` records where it came from.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+from recbole_srt.compat import load_checkpoint, save_checkpoint
+from recbole_srt.transfer.pretrained import MUST_MATCH, read
+
+# Settings recorded besides MUST_MATCH: how the text was read and how the model was trained.
+RECORDED = ("model", "dataset", "text_fields", "max_text_tokens", "train_neg_count", "neg_sampling_distribution",
+            "neg_sampling_scope", "logq_correction", "shared_negatives", "temperature", "learning_rate", "epochs",
+            "train_batch_size", "seed")
+LIMIT_BYTES = 25 * 2**20
+
+
+def is_release(checkpoint):
+    return isinstance(checkpoint["config"], dict)
+
+
+def plain(value):
+    """A config value as JSON-able plain data (lists for tuples, str for enums and the like)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def export(checkpoint_path, name, output_dir="pretrained"):
+    """Write output_dir/name/name.pth and name.json; returns the .pth path."""
+    checkpoint = read(checkpoint_path)
+    config = checkpoint["config"]
+    settings = {key: plain(config[key]) for key in (*RECORDED, *MUST_MATCH) if key in config}
+    release = {"config": settings, "state_dict": {k: v.detach().cpu().contiguous() for k, v in
+                                                  checkpoint["state_dict"].items()},
+               "other_parameter": {"tokenizer_proto": checkpoint["other_parameter"]["tokenizer_proto"]},
+               "compute": plain(checkpoint.get("compute") or {})}
+    folder = os.path.join(output_dir, name)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}.pth")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    save_checkpoint(release, tmp)
+    size = os.path.getsize(tmp)
+    if size > LIMIT_BYTES:
+        os.remove(tmp)
+        raise ValueError(f"{checkpoint_path}: the release would be {size / 2**20:.1f} MB, over the "
+                         f"{LIMIT_BYTES // 2**20} MB a released model may take")
+    os.replace(tmp, path)
+    load_checkpoint(path, "cpu")  # it must load with the safe loader alone
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    record = {"file": f"{name}.pth", "sha256": digest, "bytes": size, "from": os.path.abspath(checkpoint_path),
+              "settings": settings, "compute": release["compute"],
+              "parameters": sum(v.numel() for v in release["state_dict"].values())}
+    with open(os.path.join(folder, f"{name}.json"), "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m recbole_srt.transfer.release", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="an SRT checkpoint written by run_recbole")
+    parser.add_argument("--name", required=True, help="the release's name: files are OUTPUT_DIR/NAME/NAME.*")
+    parser.add_argument("--output-dir", default="pretrained")
+    args = parser.parse_args(argv)
+    try:
+        path = export(args.checkpoint, args.name, args.output_dir)
+    except (ValueError, OSError) as error:
+        print(f"release: error: {error}", file=sys.stderr)
+        return 2
+    print(f"{path}: fine-tune with run_recbole --model=SRT --config_files=YOUR_DATASET.yaml --pretrained_model={path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
