@@ -1,0 +1,1 @@
+"""SRT itself: the model, its item text encoder, its negative sampler and its sampled softmax."""

@@ -1,1 +1,2 @@
-"""SRT on catalogs it was not trained on: pre-trained checkpoints on new datasets, zero-shot evaluation."""
+"""SRT on catalogs it was not trained on: pre-trained checkpoints on new datasets, fine-tuning stages, EWC, and
+released models."""
