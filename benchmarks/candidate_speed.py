@@ -33,7 +33,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    rows, records = [], []
+    records = []
     for n_items in args.sizes:
         users = torch.arange(args.users, device=args.device)
         positives = torch.randint(1, n_items, (args.users,), device=args.device)

@@ -19,7 +19,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from common import machine, machine_line, markdown_table, prepare, write_results
+from common import machine_line, markdown_table, prepare, write_results
 
 SETTINGS = {"hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2, "MAX_ITEM_LIST_LENGTH": 50,
             "train_neg_count": 1000, "show_progress": False, "state": "WARNING"}
