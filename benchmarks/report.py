@@ -82,7 +82,7 @@ def jsonl_pages():
         yield stem, page(stem, files, quality.table(records)), []
     for name in sorted(n for n in os.listdir(RESULTS) if n.startswith("transfer_table4_") and n.endswith(".jsonl")):
         stem = os.path.splitext(name)[0]
-        body = transfer_table4.table(read_records(os.path.join(RESULTS, name)))
+        body = transfer_table4.table(read_records(os.path.join(RESULTS, name)), transfer_table4.target_of(name))
         yield stem, page(stem, [name], body, [f"{stem}.png"]), [f"{stem}.png"]
 
 

@@ -1,6 +1,7 @@
-"""Does pre-training help? This repository's Table 4: pre-train SRT on other Amazon categories, then on Beauty compare
-SASRec-CE and SRT-1K from scratch, SRT-1K zero-shot (with and without Beauty's popularity prior), fine-tuned `full`,
-and fine-tuned `progressive` + EWC, under one protocol (sampled10000 test NDCG@5 / HIT@5, the same candidates).
+"""Does pre-training help? This repository's Table 4: pre-train SRT on other Amazon categories, then on a target
+(Beauty, or Toys) compare SASRec-CE and SRT-1K from scratch, SRT-1K zero-shot (with and without the target's
+popularity prior), fine-tuned `full`, and fine-tuned `progressive` + EWC, under one protocol (sampled10000 test
+NDCG@5 / HIT@5, the same candidates).
 
     python benchmarks/transfer_table4.py run [--budget cpu|paper] [--seeds 1 2]     # resumable: done runs skipped
     python benchmarks/transfer_table4.py run --variant within_source_negatives --rows zero_shot finetune_full
@@ -11,7 +12,7 @@ within each source, the target's item text in the tokenizer, no logQ correction,
 zero-shot and fine-tuned rows carry its name; the from-scratch and popularity rows are shared by all variants.
 
 Datasets are converted from ../shared/datasets/raw into --data_dir first (the corpus's categories combined into one
-pre-training dataset with one tokenizer; Beauty with its own for the from-scratch runs; the fine-tuned runs use
+pre-training dataset with one tokenizer; the target with its own for the from-scratch runs; the fine-tuned runs use
 the checkpoint's, as `pretrained_model` requires). Every run appends one JSON line to --results.
 """
 
@@ -42,8 +43,11 @@ BUDGETS = {
               "progressive": {"finetune_epochs_per_layer": 10, "finetune_final_epochs": 50}},
 }
 SRT_1K = {"train_neg_count": 1000}
-TARGET = "amazon-beauty-2014"
+# Target: (name in labels, raw folder, converted dataset name). No corpus below holds Beauty; the games corpus no Toys.
+TARGETS = {"beauty": ("Beauty", "amazon-beauty-2014", "Amazon_Beauty"),
+           "toys": ("Toys", "amazon-toys-2014", "Amazon_Toys")}
 CORPORA = {
+    "games": ("Games", ["amazon-games-2018"]),
     "games_office": ("Games + Office", ["amazon-games-2018", "amazon-office-2014"]),
     "seven_categories": ("7 categories", ["amazon-games-2018", "amazon-office-2014", "amazon-kitchen-2014",
                                           "amazon-movies-2014", "amazon-toys-2014", "amazon-arts-2018",
@@ -57,13 +61,16 @@ VARIANTS = {
                                 "settings": {"neg_sampling_scope": "source"}},
     "target_text_tokenizer": {"from": "within_source_negatives", "corpus": "games_office", "target_text": True,
                               "settings": {"neg_sampling_scope": "source"}},
+    # The corpus closest to a Toys target (video games), for the second target: does transfer pay where the
+    # vocabulary is shared?
+    "games_only": {"from": "within_source_negatives", "corpus": "games", "settings": {"neg_sampling_scope": "source"}},
     "no_logq": {"from": "within_source_negatives", "corpus": "games_office",
                 "settings": {"neg_sampling_scope": "source", "logq_correction": False}},
     "seven_categories": {"from": "target_text_tokenizer", "corpus": "seven_categories", "target_text": True,
                          "settings": {"neg_sampling_scope": "source"}},
 }
-ROWS = ("zero_shot", "zero_shot_prior", "popularity", "scratch", "finetune_full", "finetune_progressive",
-        "scratch_pretraining_tokenizer", "sasrec")
+ROWS = ("zero_shot", "zero_shot_prior", "popularity", "scratch", "finetune_full", "finetune_full_low_lr",
+        "finetune_progressive", "scratch_pretraining_tokenizer", "sasrec")
 
 
 def convert(raw_dir, data_dir, name, folders, tokenizer_text=()):
@@ -105,12 +112,13 @@ def run_one(label, model, yaml_path, settings, results, seed, needs_checkpoint=F
 def run(args):
     budget = BUDGETS[args.budget]
     common = budget["common"]
+    target, target_folder, target_dataset = TARGETS[args.target]
     variant = VARIANTS[args.variant]
     corpus_name, folders = CORPORA[variant["corpus"]]
     dataset = f"pretrain_{variant['corpus']}" + ("_target_text" if variant.get("target_text") else "")
     pretrain_yaml = convert(args.raw_dir, args.data_dir, dataset, folders,
-                            [TARGET] if variant.get("target_text") else ())
-    beauty_yaml = convert(args.raw_dir, args.data_dir, "Amazon_Beauty", [TARGET])
+                            [target_folder] if variant.get("target_text") else ())
+    target_yaml = convert(args.raw_dir, args.data_dir, target_dataset, [target_folder])
     tag = "" if args.variant == "baseline" else f" [{args.variant}]"
     for seed in args.seeds:
         pretrained = run_one(f"SRT-1K pre-trained ({corpus_name}){tag}", "SRT", pretrain_yaml,
@@ -122,12 +130,16 @@ def run(args):
             "zero_shot": (f"SRT-1K zero-shot{tag}", "SRT", {**transfer, "epochs": 0}),
             # The target's popularity (its training-split counts) added to the scores: what a model trained on other
             # catalogs cannot know. And that prior alone, as a baseline.
-            "zero_shot_prior": (f"SRT-1K zero-shot + Beauty popularity prior{tag}", "SRT",
+            "zero_shot_prior": (f"SRT-1K zero-shot + {target} popularity prior{tag}", "SRT",
                                 {**transfer, "epochs": 0, "popularity_prior": 1.0}),
-            "popularity": ("popularity (Beauty training counts only)", "SRT",
+            "popularity": (f"popularity ({target} training counts only)", "SRT",
                            {**common, **SRT_1K, "epochs": 0, "popularity_prior": 1000.0}),
             "scratch": ("SRT-1K from scratch", "SRT", {**common, **SRT_1K, "epochs": budget["scratch_epochs"]}),
             "finetune_full": (f"SRT-1K fine-tuned (full){tag}", "SRT", {**transfer, "epochs": budget["finetune_epochs"]}),
+            # The fine-tuning schedule: a quarter of the learning rate, so the pre-trained weights move less.
+            "finetune_full_low_lr": (f"SRT-1K fine-tuned (full, lr / 4){tag}", "SRT",
+                                     {**transfer, "epochs": budget["finetune_epochs"],
+                                      "learning_rate": common["learning_rate"] / 4}),
             "finetune_progressive": (f"SRT-1K fine-tuned (progressive + EWC 100){tag}", "SRT",
                                      {**transfer, **budget["progressive"], "finetune_strategy": "progressive",
                                       "ewc_lambda": 100}),
@@ -139,12 +151,17 @@ def run(args):
         }
         for row in args.rows:
             label, model, settings = rows[row]
-            run_one(label, model, beauty_yaml, settings, args.results, seed)
+            run_one(label, model, target_yaml, settings, args.results, seed)
 
 
 def tokenizer_of(dataset_yaml):
     with open(dataset_yaml) as f:
         return yaml.safe_load(f)["tokenizer_model"]
+
+
+def target_of(results_name):
+    """The target a results file is about: transfer_table4_<target>_<budget>.jsonl, or Beauty without one."""
+    return next((name for key, (name, _, _) in TARGETS.items() if f"_{key}_" in results_name), "Beauty")
 
 
 def latest(records):
@@ -164,20 +181,20 @@ def summary(records):
     return rows
 
 
-def table(records):
+def table(records, target="Beauty"):
     rows = []
     for label, seeds, ndcg, hit in summary(latest(records)):
-        paper = PAPER.get(label)
+        paper = PAPER.get(label) if target == "Beauty" else None
         spread = (lambda v: f"{v.mean():.4f}") if seeds == 1 else (lambda v: f"{v.mean():.4f} ± {v.std():.4f}")
         rows.append([label, seeds, spread(ndcg), spread(hit), f"{paper[0]:.4f} / {paper[1]:.4f}" if paper else "-"])
-    text = markdown_table(["Beauty, sampled10000 test", "seeds", "NDCG@5", "HIT@5", "paper NDCG@5 / HIT@5"], rows)
+    text = markdown_table([f"{target}, sampled10000 test", "seeds", "NDCG@5", "HIT@5", "paper NDCG@5 / HIT@5"], rows)
     runs = latest(records)
     machines = sorted({json.dumps({k: v for k, v in r["machine"].items() if k != "date"}) for r in runs})
     dates = sorted(r["machine"]["date"] for r in runs)
     return f"{text}\n\nMachines: {'; '.join(machines)}; runs from {dates[0]} to {dates[-1]}\n"
 
 
-def figure(records, path):
+def figure(records, path, target="Beauty"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -186,7 +203,7 @@ def figure(records, path):
     rows = summary(latest(records))
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5))
     ax.barh([label for label, *_ in rows], [ndcg.mean() for _, _, ndcg, _ in rows], color="tab:blue")
-    ax.set_xlabel("test NDCG@5 (Beauty, sampled10000)")
+    ax.set_xlabel(f"test NDCG@5 ({target}, sampled10000)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -196,6 +213,7 @@ def main():
     parser.add_argument("command", choices=["run", "table"])
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--target", choices=list(TARGETS), default="beauty")
     parser.add_argument("--variant", choices=list(VARIANTS), default="baseline", help="pre-training variant")
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="rows to run (default all)")
     parser.add_argument("--raw_dir", default=os.path.join(os.path.dirname(RESULTS_DIR), "..", "..", "shared",
@@ -203,14 +221,16 @@ def main():
     parser.add_argument("--data_dir", default="data")
     parser.add_argument("--results", default=None, help="JSONL (default results/transfer_table4_<budget>.jsonl)")
     args = parser.parse_args()
-    args.results = args.results or os.path.join(RESULTS_DIR, f"transfer_table4_{args.budget}.jsonl")
+    suffix = "" if args.target == "beauty" else f"_{args.target}"
+    args.results = args.results or os.path.join(RESULTS_DIR, f"transfer_table4{suffix}_{args.budget}.jsonl")
     sys.argv = sys.argv[:1]
     if args.command == "run":
         run(args)
     else:
         records = read_records(args.results)
-        figure(records, f"{os.path.splitext(args.results)[0]}.png")
-        print(table(records))
+        target = target_of(os.path.basename(args.results))
+        figure(records, f"{os.path.splitext(args.results)[0]}.png", target)
+        print(table(records, target))
 
 
 if __name__ == "__main__":

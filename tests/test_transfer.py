@@ -156,6 +156,8 @@ def test_ewc_without_cached_fisher_or_pretraining_data_is_a_clear_error(ml_check
 
 
 def test_a_release_holds_weights_tokenizer_and_settings_only_and_fine_tunes_in_one_command(ml_checkpoint, tmp_path):
+    from recbole_srt.quick_start import prepare
+    from recbole_srt.recommend import recommend
     from recbole_srt.transfer.release import main as release_main
 
     path, base = ml_checkpoint
@@ -170,6 +172,9 @@ def test_a_release_holds_weights_tokenizer_and_settings_only_and_fine_tunes_in_o
     settings = {k: v for k, v in toy_settings(base, str(released)).items() if k not in shape}
     _, model, _ = build("SRT", "beauty_toy", {}, **settings)
     assert all(torch.equal(v, original["state_dict"][n]) for n, v in model.state_dict().items())
+    _, dataset, _, zero_shot = prepare("SRT", "beauty_toy", config_dict=settings)
+    recommended = recommend(zero_shot, [["3", "5"]], k=4, dataset=dataset)
+    assert len(recommended[0]) == 4 and not {"3", "5"} & {item for item, _ in recommended[0]}
     result = run_recbole("SRT", "beauty_toy", config_dict={**settings, "epochs": 1})
     assert result["test_result"]["ndcg@5"] >= 0
     with pytest.raises(ValueError, match="released model, which holds no pre-training data"):
