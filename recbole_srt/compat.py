@@ -3,6 +3,7 @@
 import contextlib
 import importlib
 import inspect
+import os
 import pickle
 
 import torch
@@ -43,8 +44,16 @@ def use_fused_gelu(model):
 
 
 def save_checkpoint(state, path):
-    """Protocol 2 avoids the FRAME opcode that torch's weights-only unpickler rejects (protocol 4 is unloadable)."""
-    torch.save(state, path, pickle_protocol=2)
+    """Protocol 2 avoids the FRAME opcode that torch's weights-only unpickler rejects (protocol 4 is unloadable).
+    Written beside the target and renamed over it: a run killed while saving leaves the previous file whole."""
+    path = str(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        torch.save(state, tmp, pickle_protocol=2)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def install_numpy_aliases():

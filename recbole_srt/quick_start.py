@@ -98,6 +98,8 @@ def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=Non
         trainer = trainer_class(config, model, pretraining_data=pretraining_data)
     else:
         trainer = trainer_class(config, model)
+    if config["resume_from"]:
+        resume(trainer, config)
     if config["epochs"] == 0:
         # No training step: the model as built (e.g. from pretrained_model: zero-shot) through the same evaluation.
         logger.info("epochs: 0, evaluating the model as built, without training")
@@ -127,6 +129,17 @@ def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=Non
     if queue is not None and distributed.is_main_process(config):
         queue.put(result)
     return result
+
+
+def resume(trainer, config):
+    """`resume_from: PATH`: continue the run the checkpoint (a `-last` state, or a best checkpoint) comes from."""
+    path = config["resume_from"]
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"resume_from: checkpoint file '{path}' does not exist")
+    if config["epochs"] == 0 or (config["finetune_strategy"] or "full") != "full":
+        raise ValueError("resume_from continues a training run of full fine-tuning or training from scratch: not one "
+                         "with epochs 0 or finetune_strategy progressive")
+    trainer.resume_checkpoint(path)
 
 
 def _spawned_run(local_rank, model, dataset, config_file_list, config_dict, saved, queue):

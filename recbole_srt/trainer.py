@@ -138,7 +138,25 @@ class SRTTrainerMixin(EvaluationMixin):
                 train_data, valid_data, verbose, saved, show_progress, callback_fn), len(train_data))
         if self.lr_scheduler is None:
             self._build_lr_scheduler(len(train_data) * self._scheduled_epochs())
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+
+        def after_validation(epoch_idx, valid_score):
+            if saved:
+                self._save_checkpoint(epoch_idx, verbose=False, saved_model_file=self.last_checkpoint_file,
+                                      best_model_file=self.saved_model_file)
+            if callback_fn:
+                callback_fn(epoch_idx, valid_score)
+
+        result = super().fit(train_data, valid_data, verbose, saved, show_progress, after_validation)
+        if distributed.is_main_process(self.config) and os.path.exists(self.last_checkpoint_file):
+            os.remove(self.last_checkpoint_file)  # finished: nothing left to resume
+        return result
+
+    @property
+    def last_checkpoint_file(self):
+        """The state after the latest validated epoch, rewritten every epoch while a run trains: what `resume_from`
+        continues from after an interruption (the best checkpoint alone would lose the epochs after it)."""
+        root, ext = os.path.splitext(self.saved_model_file)
+        return f"{root}-last{ext}"
 
     def new_optimizer(self, params, total_steps):
         """A fresh optimizer over `params` with its own schedule of `total_steps` (a fine-tuning stage's)."""
@@ -193,6 +211,7 @@ class SRTTrainerMixin(EvaluationMixin):
     def _write_checkpoint(self, epoch, verbose=True, **kwargs):
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
         state = {
+            "best_model_file": kwargs.pop("best_model_file", None),
             "config": self.config,
             "epoch": epoch,
             "cur_step": self.cur_step,
@@ -213,8 +232,10 @@ class SRTTrainerMixin(EvaluationMixin):
         self.saved_model_file = saved_model_file
 
     def resume_checkpoint(self, resume_file):
+        """Continue after the checkpoint's epoch. From a `-last` state, the best checkpoint it names stays the best
+        (and is what the test loads); from a best checkpoint, training goes on from it."""
         checkpoint = load_checkpoint(resume_file, self.device)
-        self.saved_model_file = str(resume_file)
+        self.saved_model_file = checkpoint.get("best_model_file") or str(resume_file)
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]

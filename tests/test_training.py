@@ -80,6 +80,50 @@ def test_resume_restores_the_schedule(fast_config, tmp_path):
     assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(lr_after_one)
 
 
+def test_an_interrupted_run_resumes_after_its_last_epoch_from_the_command_line(fast_config):
+    import os
+
+    settings = {**fast_config, **ML_TEXT, "epochs": 3, "stopping_step": 10}
+    config, model, (train, valid, _) = build("SRT", "ml40", settings)
+    trainer = SRTTrainer(config, model)
+
+    def interrupt(epoch, score):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(train, valid, saved=True, callback_fn=interrupt)
+    last = load_checkpoint(trainer.last_checkpoint_file, "cpu")
+    assert last["epoch"] == 1 and last["best_model_file"] == trainer.saved_model_file
+    assert last["compute"]["seen_interactions"] == 2 * len(train.dataset)
+    for name, tensor in model.state_dict().items():  # the state after epoch 1, not the best one
+        torch.testing.assert_close(tensor, last["state_dict"][name])
+
+    result = run_recbole("SRT", "ml40", config_dict={**settings, "resume_from": trainer.last_checkpoint_file})
+    assert result["compute"]["seen_interactions"] == 3 * len(train.dataset)  # epoch 2 only, counted on from 2 epochs
+    assert result["saved_model_file"] == trainer.saved_model_file  # the best checkpoint stays the one file
+    assert not os.path.exists(trainer.last_checkpoint_file)  # finished: nothing left to resume
+    with pytest.raises(FileNotFoundError, match="resume_from: checkpoint file 'nowhere.pth'"):
+        run_recbole("SRT", "ml40", config_dict={**settings, "resume_from": "nowhere.pth"})
+
+
+def test_a_checkpoint_write_killed_midway_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    path = tmp_path / "model.pth"
+    save_checkpoint({"weights": torch.ones(3)}, path)
+
+    def killed(state, file, **kwargs):
+        with open(file, "wb") as f:
+            f.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"weights": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path, "cpu")["weights"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pth"]
+
+
 def test_foreign_globals_in_a_checkpoint_are_refused(tmp_path):
     path = tmp_path / "evil.pth"
     save_checkpoint({"config": pickle.PickleError("not a config")}, path)
