@@ -83,7 +83,8 @@ def jsonl_pages():
     for name in sorted(n for n in os.listdir(RESULTS) if n.startswith("transfer_table4_") and n.endswith(".jsonl")):
         stem = os.path.splitext(name)[0]
         body = transfer_table4.table(read_records(os.path.join(RESULTS, name)), transfer_table4.target_of(name))
-        yield stem, page(stem, [name], body, [f"{stem}.png"]), [f"{stem}.png"]
+        figures = [f"{stem}.png"] if os.path.isfile(os.path.join(RESULTS, f"{stem}.png")) else []
+        yield stem, page(stem, [name], body, figures), figures
 
 
 def scaling_pages():
@@ -146,8 +147,10 @@ def main():
     with open(README) as f:
         readme = f.read()
     if not args.check:
+        fresh = f"{DOCS}.{os.getpid()}.tmp"
+        write(fresh)  # the old pages stay until the new ones are all written
         shutil.rmtree(DOCS, ignore_errors=True)
-        write(DOCS)
+        os.rename(fresh, DOCS)
         with open(README, "w") as f:
             f.write(readme_with_headline(readme))
         print(f"wrote {DOCS} and README.md's headline table")

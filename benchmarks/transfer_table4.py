@@ -69,7 +69,8 @@ VARIANTS = {
     "seven_categories": {"from": "target_text_tokenizer", "corpus": "seven_categories", "target_text": True,
                          "settings": {"neg_sampling_scope": "source"}},
 }
-ROWS = ("zero_shot", "zero_shot_prior", "popularity", "scratch", "finetune_full", "finetune_full_low_lr",
+ROWS = ("zero_shot", "zero_shot_prior", "popularity", "scratch", "finetune_full", "finetune_full_scratch_epochs",
+        "finetune_full_low_lr",
         "finetune_progressive", "scratch_pretraining_tokenizer", "sasrec")
 
 
@@ -136,6 +137,9 @@ def run(args):
                            {**common, **SRT_1K, "epochs": 0, "popularity_prior": 1000.0}),
             "scratch": ("SRT-1K from scratch", "SRT", {**common, **SRT_1K, "epochs": budget["scratch_epochs"]}),
             "finetune_full": (f"SRT-1K fine-tuned (full){tag}", "SRT", {**transfer, "epochs": budget["finetune_epochs"]}),
+            # The from-scratch row's number of epochs: the same budget for both.
+            "finetune_full_scratch_epochs": (f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs){tag}", "SRT",
+                                             {**transfer, "epochs": budget["scratch_epochs"]}),
             # The fine-tuning schedule: a quarter of the learning rate, so the pre-trained weights move less.
             "finetune_full_low_lr": (f"SRT-1K fine-tuned (full, lr / 4){tag}", "SRT",
                                      {**transfer, "epochs": budget["finetune_epochs"],

@@ -18,7 +18,7 @@ from recbole_srt.config import Config
 from recbole_srt.run_log import start_run_log
 from recbole_srt.registry import get_model
 from recbole_srt.trainer import SRTTrainerMixin, get_trainer
-from recbole_srt.transfer import pretrained, release
+from recbole_srt.transfer import pretrained
 
 
 def check_dataset(config):
@@ -179,7 +179,7 @@ def load_data_and_model(model_file):
 
 def pretraining_data(checkpoint_path):
     """(model, training dataloader) rebuilt from a checkpoint: the data EWC's Fisher information is computed on."""
-    if release.is_release(load_checkpoint(checkpoint_path, "cpu")):
+    if pretrained.is_release(load_checkpoint(checkpoint_path, "cpu")):
         raise ValueError(f"ewc_lambda: {checkpoint_path} is a released model, which holds no pre-training data to "
                          "compute EWC's Fisher information on: fine-tune it without EWC (ewc_lambda: 0)")
     _, model, _, train_data, _, _ = load_data_and_model(checkpoint_path)

@@ -29,6 +29,11 @@ def read(path):
     return checkpoint
 
 
+def is_release(checkpoint):
+    """A released model (recbole_srt.transfer.release) keeps its settings as a plain dict and no training data."""
+    return isinstance(checkpoint["config"], dict)
+
+
 def adopt_settings(config):
     """Take every MUST_MATCH setting the run does not set itself (in a config file, the config dict or the command
     line; `architecture` sets the shape keys) from `pretrained_model`'s checkpoint. A setting the run sets to another

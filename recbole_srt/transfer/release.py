@@ -24,10 +24,6 @@ RECORDED = ("model", "dataset", "text_fields", "max_text_tokens", "train_neg_cou
 LIMIT_BYTES = 25 * 2**20
 
 
-def is_release(checkpoint):
-    return isinstance(checkpoint["config"], dict)
-
-
 def plain(value):
     """A config value as JSON-able plain data (lists for tuples, str for enums and the like)."""
     if isinstance(value, (str, int, float, bool)) or value is None:
