@@ -58,8 +58,7 @@ def log_flops(model, dataset, config, logger):
 def prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
     """Config, dataset, (train, valid, test) dataloaders and a freshly built model, as run_recbole builds them."""
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    if config["model"] == "SRT":
-        pretrained.adopt_settings(config)
+    adopted = pretrained.adopt_settings(config) if config["model"] == "SRT" else {}
     check_dataset(config)
     init_seed(config["seed"], config["reproducibility"])
     # RecBole's logger and trainer create ./log/MODEL and checkpoint_dir with a check-then-create that races when
@@ -67,6 +66,8 @@ def prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
     os.makedirs(os.path.join("log", str(config["model"])), exist_ok=True)
     os.makedirs(config["checkpoint_dir"], exist_ok=True)
     start_run_log(config)
+    if adopted:
+        getLogger().info(pretrained.describe_adopted(config, adopted))
     if distributed.is_distributed(config):
         distributed.check_same_settings(config)
     dataset = create_dataset(config)

@@ -6,8 +6,6 @@ SentencePiece model (stored in the checkpoint), and popularity comes from the ne
 settings that decide the parameters come from the checkpoint unless the run sets them.
 """
 
-from logging import getLogger
-
 from recbole_srt.architectures import SHAPE_KEYS
 from recbole_srt.compat import load_checkpoint
 
@@ -37,10 +35,10 @@ def is_release(checkpoint):
 def adopt_settings(config):
     """Take every MUST_MATCH setting the run does not set itself (in a config file, the config dict or the command
     line; `architecture` sets the shape keys) from `pretrained_model`'s checkpoint. A setting the run sets to another
-    value stays an error (`check_compatible`), naming both."""
+    value stays an error (`check_compatible`), naming both. Returns what it took."""
     path = config["pretrained_model"]
     if not path:
-        return
+        return {}
     trained = read(path)["config"]
     given = set(config.file_config_dict) | set(config.variable_config_dict) | set(config.cmd_config_dict)
     if "architecture" in given:
@@ -48,9 +46,13 @@ def adopt_settings(config):
     adopted = {key: trained[key] for key in MUST_MATCH if key not in given and config[key] != trained[key]}
     for key, value in adopted.items():
         config[key] = value
-    if adopted:
-        getLogger().info(f"pretrained_model {path}: settings from the checkpoint: "
-                         + ", ".join(f"{k}={v!r}" for k, v in adopted.items()))
+    return adopted
+
+
+def describe_adopted(config, adopted):
+    """The log line naming what `adopt_settings` took (logged once the run's log exists)."""
+    return (f"pretrained_model {config['pretrained_model']}: settings from the checkpoint: "
+            + ", ".join(f"{k}={v!r}" for k, v in adopted.items()))
 
 
 def check_compatible(config, checkpoint, path, text_fields):
