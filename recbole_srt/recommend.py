@@ -48,7 +48,7 @@ def load_model(model_or_checkpoint, dataset=None):
 @torch.no_grad()
 def dataset_catalog(model, dataset):
     ids = [None, *dataset.field2id_token[dataset.iid_field][1:]]
-    prior = model.with_prior(torch.zeros_like(model.log_popularity)) if model.popularity_prior else None
+    prior = model.popularity_prior * model.log_popularity if model.popularity_prior else None
     return Catalog(ids, model.all_item_embeddings(), prior=prior)
 
 
