@@ -5,6 +5,7 @@ import importlib
 import inspect
 import os
 import pickle
+from logging import getLogger
 
 import torch
 import torch.nn.functional as F
@@ -45,15 +46,34 @@ def use_fused_gelu(model):
 
 def save_checkpoint(state, path):
     """Protocol 2 avoids the FRAME opcode that torch's weights-only unpickler rejects (protocol 4 is unloadable).
-    Written beside the target and renamed over it: a run killed while saving leaves the previous file whole."""
+    Written beside the target, flushed to disk and renamed over it: a run killed at any moment leaves either the
+    previous file or the new one, whole."""
     path = str(path)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        torch.save(state, tmp, pickle_protocol=2)
+        with open(tmp, "wb") as f:
+            torch.save(state, f, pickle_protocol=2)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        _sync_folder(os.path.dirname(os.path.abspath(path)))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _sync_folder(folder):
+    """The rename itself reaches the disk (POSIX); folders cannot be opened for syncing on every platform."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def install_numpy_aliases():
@@ -101,15 +121,16 @@ def _defines_no_setstate(cls):
 def trusted_checkpoint_globals(path):
     """Within this block, torch's weights-only unpickler accepts the globals of checkpoint `path` that a RecBole
     checkpoint legitimately holds: classes of RecBole, recbole-srt and torch.nn, numpy arrays and dtypes, yaml's
-    FullLoader. Any other global is refused, naming it, before anything is unpickled."""
+    FullLoader. Any other global is refused, naming it, before anything is unpickled. Only for files the user says
+    they trust: an admitted class may still be called with arguments taken from the file."""
     path = str(path)
     allowed = []
-    for name in torch.serialization.get_unsafe_globals_in_checkpoint(path):
+    for name in _globals_in(path):
         obj = _trusted_global(name)
         if obj is None:
-            raise pickle.UnpicklingError(
+            raise CheckpointError(
                 f"checkpoint {path} holds the global '{name}', which is not a class of RecBole, recbole-srt or "
-                "torch.nn nor numpy data; refusing to unpickle it"
+                "torch.nn nor numpy data; refusing to unpickle it, trusted or not"
             )
         allowed.append(obj)
         if name == "numpy.dtype":
@@ -126,8 +147,45 @@ def _numpy_dtype_classes():
     return [cls for cls in vars(np.dtypes).values() if inspect.isclass(cls) and issubclass(cls, np.dtype)]
 
 
-def load_checkpoint(path, device):
-    """Load a RecBole/recbole-srt checkpoint with torch's weights-only unpickler, trusting only what
-    `trusted_checkpoint_globals` allows, for this call only."""
-    with trusted_checkpoint_globals(path):
-        return torch.load(str(path), map_location=device, weights_only=True)
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, or not safely; the message names the file and what to do."""
+
+
+def _globals_in(path):
+    """The globals a checkpoint's pickle names beyond tensors and plain values; a clear error for a file that is not
+    a whole PyTorch checkpoint."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path}: no such file")
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except (RuntimeError, ValueError, EOFError, OSError, pickle.UnpicklingError, KeyError) as error:
+        raise CheckpointError(f"checkpoint {path} is not a whole PyTorch checkpoint (truncated, or another kind of "
+                              f"file): {str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
+
+
+def load_checkpoint(path, device, trust=False):
+    """A checkpoint's contents, read by torch's weights-only unpickler with no class or function allowed: our
+    checkpoints hold tensors and plain values only, so nothing in a file can run code when it is opened.
+
+    A file that holds pickled objects (RecBole's own checkpoints, ours written before they were data-only) is refused,
+    naming the file and the objects, unless `trust` says the user trusts whoever made it; then only what
+    `trusted_checkpoint_globals` admits is rebuilt, and the log says so."""
+    path = str(path)
+    foreign = _globals_in(path)
+    if foreign and not trust:
+        foreign = sorted(foreign)
+        names = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise CheckpointError(
+            f"checkpoint {path} holds pickled objects ({names}), not data only: it was written by RecBole or by "
+            "recbole-srt before checkpoints held data only, and opening it could run code chosen by its author. If "
+            "you trust whoever made it, open it with trust_checkpoint: True (run_recbole --trust_checkpoint=True; "
+            "--trust-checkpoint for recommend and release)"
+        )
+    context = trusted_checkpoint_globals(path) if foreign else contextlib.nullcontext()
+    try:
+        with context:
+            if foreign:
+                getLogger().warning(f"checkpoint {path}: rebuilding its pickled objects, as trust_checkpoint allows")
+            return torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
+        raise CheckpointError(f"checkpoint {path} could not be read: {str(error).splitlines()[0]}") from error

@@ -1,10 +1,12 @@
 """RecBole's Config, taught to resolve plugin models and to read the plugin's property files."""
 
+from enum import Enum
 from importlib import resources
 from pathlib import Path
 
+import torch
 from recbole.config import Config as RecBoleConfig
-from recbole.utils import ModelType
+from recbole.utils import ModelType, enum_type
 
 from recbole_srt import architectures, distributed
 from recbole_srt.registry import get_model
@@ -81,3 +83,66 @@ class Config(RecBoleConfig):
         for names in self.parameters.values():
             known.update(names)
         return sorted(k for k in keys if k not in known)
+
+    def to_checkpoint(self):
+        """(settings, meta): this config as the plain values a data-only checkpoint holds. `settings` is every
+        setting by key (RecBole's enums by name, the device left out: it is the loading machine's); `meta` says which
+        settings are enums and keeps what `from_checkpoint` needs besides."""
+        settings, enums = {}, {}
+        for key, value in self.final_config_dict.items():
+            if key == "device":
+                continue
+            if isinstance(value, Enum):
+                enums[key], value = type(value).__name__, value.name
+            settings[key] = plain_value(value, key)
+        meta = {"enums": enums, "parameters": {k: list(v) for k, v in self.parameters.items()},
+                "external": plain_value(self.external_config_dict, "external settings")}
+        return settings, meta
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint, path):
+        """The Config a checkpoint was trained with, for this one process on this machine's device. A trusted
+        checkpoint from before data-only checkpoints holds the Config object itself."""
+        stored = checkpoint["config"]
+        if isinstance(stored, RecBoleConfig):
+            distributed.as_single_process(stored)
+            return stored
+        meta = checkpoint.get("config_meta")
+        if meta is None:
+            raise ValueError(f"checkpoint {path} holds a released model's settings, not a whole run's configuration: "
+                             "use it as pretrained_model on a dataset of your own")
+        config = object.__new__(cls)
+        final = dict(stored)
+        for key, enum_name in meta["enums"].items():
+            enum_class = getattr(enum_type, enum_name, None)
+            if not (isinstance(enum_class, type) and issubclass(enum_class, Enum)) or final[key] not in enum_class.__members__:
+                raise ValueError(f"checkpoint {path}: setting {key} is '{final[key]}' of '{enum_name}', which is not "
+                                 "one of RecBole's enums")
+            final[key] = enum_class[final[key]]
+        use_cuda = bool(str(final.get("gpu_id") or "")) and torch.cuda.is_available()
+        final.update(single_spec=True, local_rank=0, rank=0, world_size=1,
+                     device=torch.device("cuda" if use_cuda else "cpu"))
+        config.final_config_dict = final
+        config.parameters = {k: list(v) for k, v in meta["parameters"].items()}
+        config.external_config_dict = dict(meta["external"])
+        config.file_config_dict, config.variable_config_dict, config.cmd_config_dict = {}, dict(meta["external"]), {}
+        config.internal_config_dict = {}
+        config.model, config.dataset = final["model"], final["dataset"]
+        config.model_class = get_model(config.model)
+        config.yaml_loader = config._build_yaml_loader()
+        config.compatibility_settings()
+        return config
+
+
+def plain_value(value, key):
+    """`value` as data a weights-only unpickler reads (numbers, strings, lists, tuples, dicts), or a clear error."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy and torch scalars (np.float64 is a float)
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_value(v, key) for v in value)
+    if isinstance(value, dict):
+        return {k: plain_value(v, f"{key}.{k}") for k, v in value.items()}
+    raise ValueError(f"setting {key}: a {type(value).__name__} ({value!r}) cannot be stored in a data-only "
+                     "checkpoint; give numbers, strings, lists or dicts")

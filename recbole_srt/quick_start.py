@@ -4,6 +4,7 @@ It does not import `recbole.quick_start` (which pulls in ray and pkg_resources).
 """
 
 import contextlib
+import functools
 import os
 import sys
 from logging import getLogger
@@ -37,9 +38,13 @@ def build_model(config, train_data):
     model_class = get_model(config["model"])
     disable_anomaly_detection()
     # Models that load a pre-trained checkpoint while they are built (S3Rec's fine-tuning stage) use plain
-    # torch.load, weights-only on current torch: let it read what a RecBole checkpoint legitimately holds.
+    # torch.load, weights-only on current torch: our checkpoints load as they are; a file holding pickled objects
+    # only when the user trusts it. Read once first, so that a bad file is an error that names it.
     pretrained = config["pre_model_path"] if "pre_model_path" in config else None
-    with trusted_checkpoint_globals(pretrained) if pretrained else contextlib.nullcontext():
+    trusted = bool(config["trust_checkpoint"])
+    if pretrained:
+        load_checkpoint(pretrained, "cpu", trust=trusted)
+    with trusted_checkpoint_globals(pretrained) if pretrained and trusted else contextlib.nullcontext():
         model = model_class(config, train_data._dataset)
     return model.to(config["device"])
 
@@ -96,7 +101,8 @@ def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=Non
 
     trainer_class = get_trainer(config["MODEL_TYPE"], config["model"])
     if issubclass(trainer_class, SRTTrainerMixin):
-        trainer = trainer_class(config, model, pretraining_data=pretraining_data)
+        trainer = trainer_class(config, model, pretraining_data=functools.partial(
+            pretraining_data, trust_checkpoint=bool(config["trust_checkpoint"])))
     else:
         trainer = trainer_class(config, model)
     if config["resume_from"]:
@@ -137,9 +143,8 @@ def resume(trainer, config):
     path = config["resume_from"]
     if not os.path.isfile(path):
         raise FileNotFoundError(f"resume_from: checkpoint file '{path}' does not exist")
-    if config["epochs"] == 0 or (config["finetune_strategy"] or "full") != "full":
-        raise ValueError("resume_from continues a training run of full fine-tuning or training from scratch: not one "
-                         "with epochs 0 or finetune_strategy progressive")
+    if config["epochs"] == 0:
+        raise ValueError("resume_from continues a training run: not one with epochs 0")
     trainer.resume_checkpoint(path)
 
 
@@ -160,14 +165,15 @@ def _spawn(nproc, model, dataset, config_file_list, config_dict, saved):
     return queue.get()
 
 
-def load_data_and_model(model_file):
+def load_data_and_model(model_file, trust_checkpoint=False):
     """Rebuild config, model (with the checkpoint's weights), dataset and the three dataloaders from a checkpoint.
 
-    Works for SRT and RecBole models saved by our trainer; RecBole's own version cannot resolve plugin models.
+    Works for SRT and RecBole models saved by our trainer; RecBole's own version cannot resolve plugin models. A
+    checkpoint that holds pickled objects (RecBole's, or ours from before data-only checkpoints) opens only with
+    `trust_checkpoint`.
     """
-    checkpoint = load_checkpoint(model_file, "cpu")
-    config = checkpoint["config"]
-    distributed.as_single_process(config)
+    checkpoint = load_checkpoint(model_file, "cpu", trust=trust_checkpoint)
+    config = Config.from_checkpoint(checkpoint, model_file)
     init_seed(config["seed"], config["reproducibility"])
     start_run_log(config)
     dataset = create_dataset(config)
@@ -178,10 +184,10 @@ def load_data_and_model(model_file):
     return config, model, dataset, train_data, valid_data, test_data
 
 
-def pretraining_data(checkpoint_path):
+def pretraining_data(checkpoint_path, trust_checkpoint=False):
     """(model, training dataloader) rebuilt from a checkpoint: the data EWC's Fisher information is computed on."""
-    if pretrained.is_release(load_checkpoint(checkpoint_path, "cpu")):
+    if pretrained.is_release(load_checkpoint(checkpoint_path, "cpu", trust=trust_checkpoint)):
         raise ValueError(f"ewc_lambda: {checkpoint_path} is a released model, which holds no pre-training data to "
                          "compute EWC's Fisher information on: fine-tune it without EWC (ewc_lambda: 0)")
-    _, model, _, train_data, _, _ = load_data_and_model(checkpoint_path)
+    _, model, _, train_data, _, _ = load_data_and_model(checkpoint_path, trust_checkpoint)
     return model, train_data

@@ -32,12 +32,12 @@ class Catalog:
     prior: torch.Tensor = None
 
 
-def load_model(model_or_checkpoint, dataset=None):
+def load_model(model_or_checkpoint, dataset=None, trust_checkpoint=False):
     """(model in eval mode, its dataset or None) from an SRT model or a checkpoint path (which brings its dataset)."""
     if isinstance(model_or_checkpoint, str):
         from recbole_srt.quick_start import load_data_and_model
 
-        _, model, dataset, _, _, _ = load_data_and_model(model_or_checkpoint)
+        _, model, dataset, _, _, _ = load_data_and_model(model_or_checkpoint, trust_checkpoint)
     else:
         model = model_or_checkpoint
     if type(model).__name__ != "SRT":
@@ -86,15 +86,19 @@ def table_catalog(model, table):
 
 
 @torch.no_grad()
-def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=True, dataset=None, batch_size=1024):
+def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=True, dataset=None, batch_size=1024,
+              trust_checkpoint=False):
     """Per history (a list of item ids, oldest first): the top-k [(item id, score)], best first.
 
     `items`: None for the dataset's catalog (a checkpoint brings its dataset; with a model, pass `dataset`), then
     histories use the dataset's item ids; or a table of items ({id: {field: text}} or the path of a TSV file) to
     rank instead, and histories use the table's ids. Items already in a history are left out unless
-    `exclude_history` is False.
+    `exclude_history` is False. `trust_checkpoint`: open a checkpoint that holds pickled objects (see
+    `load_checkpoint`).
     """
-    model, dataset = load_model(model_or_checkpoint, dataset)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"recommend: k must be a positive integer (how many items per history), got {k!r}")
+    model, dataset = load_model(model_or_checkpoint, dataset, trust_checkpoint)
     if items is None:
         if dataset is None:
             raise ValueError("recommend: a model without its dataset needs `items` (a table of items to rank)")
@@ -135,6 +139,23 @@ def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=
     return results
 
 
+def read_histories(path):
+    """One history per line; a blank line is an error naming it (dropping it would renumber the histories after)."""
+    histories = []
+    with open(path, encoding="utf-8") as f:
+        try:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    raise ValueError(f"{path}, line {number}: an empty history (one history per line: item ids, "
+                                     "oldest first)")
+                histories.append(line.split())
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path}, after line {len(histories)}: not UTF-8 text ({error.reason})") from error
+    if not histories:
+        raise ValueError(f"{path}: no histories")
+    return histories
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m recbole_srt.recommend", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,11 +165,13 @@ def main(argv=None):
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--include-history", action="store_true", help="also recommend items already in a history")
     parser.add_argument("--output", help=".tsv (history, rank, item_id, score) or .json; default: TSV on stdout")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="open a checkpoint that holds pickled objects (RecBole's, or ours before data-only ones)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        with open(args.histories, encoding="utf-8") as f:
-            histories = [line.split() for line in f if line.strip()]
-        results = recommend(args.checkpoint, histories, args.k, args.items, not args.include_history)
+        histories = read_histories(args.histories)
+        results = recommend(args.checkpoint, histories, args.k, args.items, not args.include_history,
+                            trust_checkpoint=args.trust_checkpoint)
     except (ValueError, FileNotFoundError) as error:
         print(f"recommend: error: {error}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """What SRT and fair side-by-side runs need, added on top of RecBole's trainer for every sequential model."""
 
+import functools
 import os
 import uuid
 
@@ -11,11 +12,12 @@ from recbole.utils import get_trainer as recbole_get_trainer
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
 
-from recbole_srt import distributed
+from recbole_srt import distributed, random_state
 from recbole_srt.acceleration.attention import use_attention
 from recbole_srt.acceleration.dropout import use_cpu_mask_dropout
 from recbole_srt.acceleration.precision import autocast_loss, check as check_precision
 from recbole_srt.acceleration.training_epoch import train_epoch
+from recbole_srt.config import plain_value
 from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, save_checkpoint, use_fused_gelu
 from recbole_srt.evaluation.trainer_evaluation import EvaluationMixin
 from recbole_srt.lr_schedule import build_scheduler
@@ -77,6 +79,9 @@ class SRTTrainerMixin(EvaluationMixin):
         self.lr_schedule = config["lr_schedule"] or "constant"
         self.lr_scheduler = None
         self._resumed_scheduler_state = None
+        self._resumed = None  # a checkpoint being resumed from, until its RNG states are restored
+        self._train_data = None
+        self.finetune_stage = None  # the progressive fine-tuning stage being trained (its 1-based index)
         # Compute accounting (the scaling study's axes), logged after every epoch and returned by run_recbole.
         self.n_parameters, self.n_non_embedding_parameters = parameter_counts(model)
         self.train_flops = 0
@@ -129,15 +134,26 @@ class SRTTrainerMixin(EvaluationMixin):
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self.set_train_item_counts(train_data)
+        self._train_data = train_data
         if distributed.is_distributed(self.config):
             repeated = len(train_data.sampler) * self.config["world_size"] - train_data.sample_size
             self.logger.info(f"{self.config['world_size']} processes, {train_data.step} training samples each per step; "
                              f"{repeated} of {train_data.sample_size} samples repeated per epoch for equal shares")
+        fit_epochs = functools.partial(self._fit_epochs, train_data, valid_data, verbose, saved, show_progress,
+                                       callback_fn)
         if finetune.check(self.config) == "progressive":
-            return finetune.fit_progressive(self, lambda: super(SRTTrainerMixin, self).fit(
-                train_data, valid_data, verbose, saved, show_progress, callback_fn), len(train_data))
-        if self.lr_scheduler is None:
-            self._build_lr_scheduler(len(train_data) * self._scheduled_epochs())
+            result = finetune.fit_progressive(self, fit_epochs, len(train_data))
+        else:
+            if self.lr_scheduler is None:
+                self._build_lr_scheduler(len(train_data) * self._scheduled_epochs())
+            self.restore_resumed_state()
+            result = fit_epochs()
+        if distributed.is_main_process(self.config) and os.path.exists(self.last_checkpoint_file):
+            os.remove(self.last_checkpoint_file)  # finished: nothing left to resume
+        return result
+
+    def _fit_epochs(self, train_data, valid_data, verbose, saved, show_progress, callback_fn):
+        """RecBole's fit over start_epoch .. epochs, writing the `-last` state after every validated epoch."""
 
         def after_validation(epoch_idx, valid_score):
             if saved:
@@ -146,10 +162,7 @@ class SRTTrainerMixin(EvaluationMixin):
             if callback_fn:
                 callback_fn(epoch_idx, valid_score)
 
-        result = super().fit(train_data, valid_data, verbose, saved, show_progress, after_validation)
-        if distributed.is_main_process(self.config) and os.path.exists(self.last_checkpoint_file):
-            os.remove(self.last_checkpoint_file)  # finished: nothing left to resume
-        return result
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, after_validation)
 
     @property
     def last_checkpoint_file(self):
@@ -209,22 +222,40 @@ class SRTTrainerMixin(EvaluationMixin):
             dist.barrier()
 
     def _write_checkpoint(self, epoch, verbose=True, **kwargs):
+        """Tensors and plain values only (the config as settings, the tokenizer as bytes): a data-only file, with
+        everything an interrupted run needs to go on as if it never stopped."""
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        settings, meta = self.config.to_checkpoint()
         state = {
             "best_model_file": kwargs.pop("best_model_file", None),
-            "config": self.config,
+            "config": settings,
+            "config_meta": meta,
             "epoch": epoch,
             "cur_step": self.cur_step,
             "best_valid_score": float(self.best_valid_score),
+            "best_valid_result": plain_value(dict(self.best_valid_result or {}), "best_valid_result") or None,
             "state_dict": self.model.state_dict(),
-            "other_parameter": self.model.other_parameter(),
+            "other_parameter": self._other_parameter(),
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None,
+            "finetune_stage": self.finetune_stage,
+            "random_state": random_state.capture(getattr(self._train_data, "generator", None)),
             "compute": self.compute(),
         }
         save_checkpoint(state, saved_model_file)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+    def _other_parameter(self):
+        """RecBole's `other_parameter`, less the submodules some models list there (the feature embedding layers of
+        SASRecF, FDSA, GRU4RecF, DIN, DIEN): their weights are in the state dict and the rest of them is rebuilt from
+        the dataset, so the checkpoint stays data only."""
+        other = self.model.other_parameter()
+        if other is None:
+            return None
+        submodules = {id(module) for module in self.model.modules()}
+        return {key: value for key, value in other.items()
+                if not (isinstance(value, torch.nn.Module) and id(value) in submodules)}
 
     def save_pretrained_model(self, epoch, saved_model_file):
         """PretrainTrainer's pre-training snapshots, in the same loadable format as every other checkpoint."""
@@ -232,25 +263,48 @@ class SRTTrainerMixin(EvaluationMixin):
         self.saved_model_file = saved_model_file
 
     def resume_checkpoint(self, resume_file):
-        """Continue after the checkpoint's epoch. From a `-last` state, the best checkpoint it names stays the best
-        (and is what the test loads); from a best checkpoint, training goes on from it."""
-        checkpoint = load_checkpoint(resume_file, self.device)
+        """Continue after the checkpoint's epoch, drawing the same random numbers as the uninterrupted run would
+        have (RNG states are restored when `fit` starts). From a `-last` state, the best checkpoint it names stays
+        the best (and is what the test loads); from a best checkpoint, training goes on from it."""
+        checkpoint = load_checkpoint(resume_file, self.device, trust=bool(self.config["trust_checkpoint"]))
+        trained_as = checkpoint["config"]["model"]
+        if str(trained_as).lower() != str(self.config["model"]).lower():
+            raise ValueError(f"resume_from: checkpoint {resume_file} was trained as {trained_as}, not "
+                             f"{self.config['model']}")
         self.saved_model_file = checkpoint.get("best_model_file") or str(resume_file)
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
-        if checkpoint["config"]["model"].lower() != self.config["model"].lower():
-            self.logger.warning(
-                f"checkpoint {resume_file} was trained as {checkpoint['config']['model']}, not {self.config['model']}"
-            )
+        self.best_valid_result = checkpoint.get("best_valid_result")
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self._resumed_scheduler_state = checkpoint.get("lr_scheduler")
+        self._resumed = checkpoint
+        if checkpoint.get("finetune_stage") is None:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self._resumed_scheduler_state = checkpoint.get("lr_scheduler")
         compute = checkpoint.get("compute") or {}
         self.train_flops = compute.get("train_flops", self.train_flops)
         self.seen_interactions = compute.get("seen_interactions", self.seen_interactions)
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def resumed_stage(self):
+        """The progressive fine-tuning stage the run resumes inside, or None."""
+        return None if self._resumed is None else self._resumed.get("finetune_stage")
+
+    def restore_resumed_state(self, optimizer_too=False):
+        """Once training is about to go on: the RNG states (and, for a fine-tuning stage's fresh optimizer, its
+        optimizer and schedule) of the resumed checkpoint; nothing when the run did not resume."""
+        if self._resumed is None:
+            return
+        if optimizer_too:
+            self.optimizer.load_state_dict(self._resumed["optimizer"])
+            if self.lr_scheduler is not None and self._resumed.get("lr_scheduler") is not None:
+                self.lr_scheduler.load_state_dict(self._resumed["lr_scheduler"])
+                for group, lr in zip(self.optimizer.param_groups, self.lr_scheduler.get_last_lr()):
+                    group["lr"] = lr
+        if self._resumed.get("random_state") is not None:
+            random_state.restore(self._resumed["random_state"], getattr(self._train_data, "generator", None))
+        self._resumed = None
 
 
 def _step_loop_is_recboles(train_epoch_method):

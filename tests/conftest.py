@@ -3,6 +3,7 @@ import sys
 
 import pytest
 import recbole
+import torch
 
 ML100K = os.path.join(os.path.dirname(recbole.__file__), "dataset_example", "ml-100k")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -104,3 +105,13 @@ def fast_config(data_root, tmp_path_factory):
         "seed": 7,
         "state": "WARNING",
     }
+
+
+@pytest.fixture
+def one_thread():
+    """Bitwise comparisons: with several threads, CPU reductions differ from run to run (two uninterrupted runs
+    differ by up to 1e-7 on two threads, measured), so compare runs on one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,7 +10,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "recbole_srt"
 
 # Lowest first. A module may import from its own layer or any layer below, never above.
 LAYERS = {
-    "foundation": ["registry", "compat", "machine", "run_log", "lr_schedule", "distributed", "architectures"],
+    "foundation": ["registry", "compat", "machine", "run_log", "lr_schedule", "distributed", "architectures",
+                   "random_state"],
     "config": ["config"],
     "components": ["data", "model", "evaluation", "transfer", "acceleration", "scaling.flops", "scaling.laws",
                    "scaling.records"],

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from helpers import ML_TEXT, TOY_TEXT, build
+from helpers import ML_TEXT, TOY_TEXT, build, resumed_equals_straight
 from recbole_srt import SRTTrainer, run_recbole
 from recbole_srt.compat import load_checkpoint
 from recbole_srt.quick_start import pretraining_data
@@ -104,6 +104,15 @@ def test_progressive_fine_tuning_unfreezes_layers_from_the_top(ml_checkpoint):
     assert any(k.startswith("trm_encoder.layer.0.") for k in changed)  # stage 2: both layers
     assert not any(k.startswith(("item_encoder.", "position_embedding.")) for k in changed)  # no final stage here
     assert trainer.epochs == 2 and all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize("stop_after_epoch", [2, 3])  # inside stage 2 (epochs 2-3), between stages 2 and 3
+def test_progressive_fine_tuning_killed_in_or_between_stages_resumes_to_exactly_the_uninterrupted_run(
+        ml_checkpoint, tmp_path, monkeypatch, one_thread, stop_after_epoch):
+    path, base = ml_checkpoint
+    settings = toy_settings(base, path, finetune_strategy="progressive", finetune_epochs_per_layer=2,
+                            finetune_final_epochs=1, stopping_step=10, checkpoint_dir=str(tmp_path / "saved"))
+    resumed_equals_straight("SRT", "beauty_toy", settings, monkeypatch, stop_after_epoch)
 
 
 def test_ewc_penalty_is_the_fisher_weighted_distance_to_the_anchor():

@@ -27,7 +27,7 @@ class EvaluationMixin:
             return None
         if load_best_model:
             checkpoint_file = model_file or self.saved_model_file
-            checkpoint = load_checkpoint(checkpoint_file, self.device)
+            checkpoint = load_checkpoint(checkpoint_file, self.device, trust=bool(self.config["trust_checkpoint"]))
             self.model.load_state_dict(checkpoint["state_dict"])
             self.model.load_other_parameter(checkpoint.get("other_parameter"))
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")

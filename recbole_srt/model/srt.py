@@ -52,7 +52,7 @@ class SRT(SequentialRecommender):
         corpus = [t for item in texts[1:] for t in item]
         pretrained = None
         if config["pretrained_model"]:
-            pretrained = transfer.read(config["pretrained_model"])
+            pretrained = transfer.read(config["pretrained_model"], bool(config["trust_checkpoint"]))
             transfer.check_compatible(config, pretrained, config["pretrained_model"], text_fields)
             self.tokenizer_proto = transfer.tokenizer_proto(pretrained)
             tokenizer = spm.SentencePieceProcessor(model_proto=self.tokenizer_proto)

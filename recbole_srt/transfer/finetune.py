@@ -29,24 +29,36 @@ def progressive_stages(model, config):
 
 def fit_progressive(trainer, fit_stage, steps_per_epoch):
     """Run the stages through `fit_stage()` (RecBole's fit over trainer.start_epoch .. trainer.epochs); returns the
-    last stage's (best valid score, best valid result), which are the best over all stages."""
+    last stage's (best valid score, best valid result), which are the best over all stages. A run resumed from a
+    stage's `-last` state skips the stages before it and goes on inside it with that stage's optimizer."""
     stages = progressive_stages(trainer.model, trainer.config)
-    epoch, result = trainer.start_epoch, (None, None)
+    resumed_stage, resumed_epoch = trainer.resumed_stage(), trainer.start_epoch
+    epoch, result = 0, (trainer.best_valid_score, trainer.best_valid_result)
     try:
         for index, (description, params, epochs) in enumerate(stages, start=1):
-            if epochs <= 0:
+            if epochs <= 0 or (resumed_stage is not None and index < resumed_stage):
+                epoch += epochs
                 continue
             trainable = {id(p) for p in params}
             for p in trainer.model.parameters():
                 p.requires_grad_(id(p) in trainable)
             trainer.new_optimizer(params, steps_per_epoch * epochs)
-            trainer.start_epoch, trainer.epochs, trainer.cur_step = epoch, epoch + epochs, 0
+            trainer.finetune_stage = index
+            trainer.start_epoch, trainer.epochs = epoch, epoch + epochs
+            if index == resumed_stage:
+                trainer.start_epoch = resumed_epoch
+                trainer.restore_resumed_state(optimizer_too=True)
+            else:
+                trainer.cur_step = 0
+                trainer.restore_resumed_state()  # resumed between stages: only the RNG states
             trainer.eval_step = min(trainer.config["eval_step"], epochs)
             trainer.logger.info(f"fine-tuning stage {index}/{len(stages)}: {description}, "
-                                f"epochs {epoch}-{epoch + epochs - 1}")
-            result = fit_stage()
+                                f"epochs {trainer.start_epoch}-{epoch + epochs - 1}")
+            if trainer.start_epoch < trainer.epochs:
+                result = fit_stage()
             epoch += epochs
     finally:
+        trainer.finetune_stage = None
         for p in trainer.model.parameters():
             p.requires_grad_(True)
     return result

@@ -15,9 +15,9 @@ MUST_MATCH = ("n_layers", "n_heads", "hidden_size", "inner_size", "hidden_act", 
               "MAX_ITEM_LIST_LENGTH")
 
 
-def read(path):
-    """The checkpoint at `path`, checked to be an SRT checkpoint with its tokenizer."""
-    checkpoint = load_checkpoint(path, "cpu")
+def read(path, trust=False):
+    """The checkpoint at `path`, checked to be an SRT checkpoint with its tokenizer (`trust`: see load_checkpoint)."""
+    checkpoint = load_checkpoint(path, "cpu", trust=trust)
     model = checkpoint["config"]["model"]
     if str(model) != "SRT":
         raise ValueError(f"pretrained_model {path}: a {model} checkpoint, not SRT's (only SRT's weights do not depend "
@@ -28,8 +28,9 @@ def read(path):
 
 
 def is_release(checkpoint):
-    """A released model (recbole_srt.transfer.release) keeps its settings as a plain dict and no training data."""
-    return isinstance(checkpoint["config"], dict)
+    """A released model (recbole_srt.transfer.release) keeps the settings that decide its parameters, not a whole
+    run's configuration, and no training data."""
+    return isinstance(checkpoint["config"], dict) and "config_meta" not in checkpoint
 
 
 def adopt_settings(config):
@@ -39,7 +40,7 @@ def adopt_settings(config):
     path = config["pretrained_model"]
     if not path:
         return {}
-    trained = read(path)["config"]
+    trained = read(path, bool(config["trust_checkpoint"]))["config"]
     given = set(config.file_config_dict) | set(config.variable_config_dict) | set(config.cmd_config_dict)
     if "architecture" in given:
         given |= set(SHAPE_KEYS)

@@ -35,9 +35,10 @@ def plain(value):
     return str(value)
 
 
-def export(checkpoint_path, name, output_dir="pretrained"):
-    """Write output_dir/name/name.pth and name.json; returns the .pth path."""
-    checkpoint = read(checkpoint_path)
+def export(checkpoint_path, name, output_dir="pretrained", trust_checkpoint=False):
+    """Write output_dir/name/name.pth and name.json; returns the .pth path. A checkpoint that holds pickled objects
+    (written before checkpoints held data only) is read only with `trust_checkpoint`; its release holds data only."""
+    checkpoint = read(checkpoint_path, trust_checkpoint)
     config = checkpoint["config"]
     settings = {key: plain(config[key]) for key in (*RECORDED, *MUST_MATCH) if key in config}
     release = {"config": settings, "state_dict": {k: v.detach().cpu().contiguous() for k, v in
@@ -73,9 +74,11 @@ def main(argv=None):
     parser.add_argument("checkpoint", help="an SRT checkpoint written by run_recbole")
     parser.add_argument("--name", required=True, help="the release's name: files are OUTPUT_DIR/NAME/NAME.*")
     parser.add_argument("--output-dir", default="pretrained")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="open a checkpoint that holds pickled objects (RecBole's, or ours before data-only ones)")
     args = parser.parse_args(argv)
     try:
-        path = export(args.checkpoint, args.name, args.output_dir)
+        path = export(args.checkpoint, args.name, args.output_dir, args.trust_checkpoint)
     except (ValueError, OSError) as error:
         print(f"release: error: {error}", file=sys.stderr)
         return 2
