@@ -70,11 +70,14 @@ def main(argv=None):
     bad = sum(e["bad"] for e in stats["malformed_lines"].values())
     print(f"{args.name}: {stats['n_users']:,} users, {stats['n_items']:,} items, {stats['n_interactions']:,} "
           f"interactions ({stats['avg_interactions_per_user']:.2f}/user, {stats['avg_interactions_per_item']:.2f}/item); "
-          f"{stats['items_without_text']} items without text; {stats['duplicates_removed']} duplicates removed; "
+          f"{stats['items_without_text']} items without text; {stats['duplicates_removed']} duplicate interactions removed; "
           f"{bad} malformed lines skipped")
     for name, entry in (stats["sources"] or {}).items():
         print(f"  source {name} ({entry['path']}): {entry['users']:,} users, {entry['items']:,} items, "
               f"{entry['interactions']:,} interactions")
+    for path, entry in stats["duplicate_item_rows"].items():
+        print(f"  {path}: {entry['rows']} rows repeat an earlier item id (first at lines {entry['first']}); the "
+              "first row of each id kept")
     for path, entry in stats["malformed_lines"].items():
         print(f"  {path}: {entry['bad']} malformed of {entry['total']} (first at lines {entry['first']}): {entry['reasons']}")
     if stats["tokenizer"]["source"] == "trained":

@@ -157,6 +157,7 @@ def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kco
             "kcore": {"k": kcore_k, "rows_removed": n_read - duplicates - after_kcore} if kcore_k else None,
             "sample_users": {"size": sample, "seed": seed} if sample is not None else None,
             "malformed_lines": bad.report(),
+            "duplicate_item_rows": bad.duplicate_items,
             "tokenizer": tokenizer_info,
             "sources": source_counts(interactions, sources) if sources else None,
         }

@@ -8,7 +8,7 @@ import os
 import pandas as pd
 
 from dataset_scripts.records import RawDataset, ordinal_interactions
-from dataset_scripts.sources import InputError, find_file, lines, open_text
+from dataset_scripts.sources import InputError, find_file, is_text, lines, open_text, reading
 
 csv.field_size_limit(1 << 24)
 
@@ -27,13 +27,25 @@ def _parse_dict_line(line, python_literal):
 
 
 def _data_lines(path, bad, encoding="utf-8"):
-    """(number, line) of the non-blank lines; once all are read, fails if too many were skipped as malformed."""
+    """(number, line) of the non-blank lines that decode; once all are read, fails if too many were skipped as
+    malformed (bytes that are not `encoding` included)."""
     total = 0
     for number, line in lines(path, encoding):
         if line.strip():
             total += 1
+            if not is_text(line):
+                bad.skip(path, number, f"not {encoding} text")
+                continue
             yield number, line
     bad.seen(path, total)
+
+
+def _keep_first(items, item_id, value, path, number, bad):
+    """Items by id as every reader keeps them: the first row of an id; later ones counted (as run_recbole does)."""
+    if item_id in items:
+        bad.duplicate_item(path, number)
+    else:
+        items[item_id] = value
 
 
 def _dict_records(path, bad, python_literal, required):
@@ -86,8 +98,11 @@ def _rating_csv_rows(path, bad, columns):
 
 
 def _amazon_meta(path, bad, python_literal):
-    return {str(record["asin"]): {f: _text_or_none(record.get(f)) for f in ("title", "brand")}
-            for _, record in _dict_records(path, bad, python_literal, ("asin",))}
+    items = {}
+    for number, record in _dict_records(path, bad, python_literal, ("asin",)):
+        _keep_first(items, str(record["asin"]), {f: _text_or_none(record.get(f)) for f in ("title", "brand")},
+                    path, number, bad)
+    return items
 
 
 def _text_or_none(value):
@@ -138,7 +153,7 @@ def _sequence_file(path, bad):
 
 def read_recbole_item_file(path, bad, text_fields):
     """A RecBole atomic `.item` file (tab-separated, CSV quoting as pandas writes it): item_id -> text fields."""
-    with open_text(path) as f:
+    with open_text(path) as f, reading(path, lambda: reader.line_num):
         reader = csv.reader(f, delimiter="\t")
         try:
             header = next(reader)
@@ -158,7 +173,11 @@ def read_recbole_item_file(path, bad, text_fields):
             if len(row) != len(header):
                 bad.skip(path, reader.line_num, f"{len(row)} fields instead of {len(header)}")
                 continue
-            items[row[id_position]] = {f: _text_or_none(row[p]) for f, p in zip(text_fields, positions)}
+            if not all(is_text(value) for value in row):
+                bad.skip(path, reader.line_num, "not utf-8 text")
+                continue
+            _keep_first(items, row[id_position], {f: _text_or_none(row[p]) for f, p in zip(text_fields, positions)},
+                        path, reader.line_num, bad)
     bad.seen(path, total)
     return items
 
@@ -179,7 +198,8 @@ def _movies(path, bad):
             bad.skip(path, number, "expected MovieID::Title::Genres")
             continue
         genres = " ".join(g for g in fields[2].split("|") if g)
-        items[fields[0]] = {"title": _text_or_none(fields[1]), "genres": _text_or_none(genres)}
+        _keep_first(items, fields[0], {"title": _text_or_none(fields[1]), "genres": _text_or_none(genres)},
+                    path, number, bad)
     return items
 
 
@@ -210,7 +230,10 @@ def read_recbole(inputs, bad, text_fields=None):
     text_fields = text_fields or ["title", "brand"]
     inter_file = find_file(inputs, ["*.inter"], "RecBole interaction (.inter)")
     item_file = find_file(inputs, ["*.item"], "RecBole item (.item)")
-    frame = pd.read_csv(inter_file, sep="\t", dtype=str, keep_default_na=False, engine="python")
+    try:
+        frame = pd.read_csv(inter_file, sep="\t", dtype=str, keep_default_na=False, engine="python")
+    except (UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise InputError(f"{inter_file}: not a tab-separated UTF-8 RecBole file ({error})") from error
     header = list(frame.columns)
     names = [h.split(":")[0] for h in header]
     for required in ("user_id", "item_id"):

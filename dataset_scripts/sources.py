@@ -5,6 +5,7 @@ import glob
 import gzip
 import os
 import sys
+import zlib
 
 from tqdm import tqdm
 
@@ -49,15 +50,37 @@ def _found(path):
 
 
 def open_text(path, encoding="utf-8"):
+    """Bytes that are not `encoding` are kept as surrogates (`is_text` finds them), so one bad byte costs one line
+    (counted against --max-bad-fraction), not the whole conversion."""
     opener = gzip.open if path.endswith(".gz") else open
-    return opener(path, "rt", encoding=encoding, newline="")
+    return opener(path, "rt", encoding=encoding, errors="surrogateescape", newline="")
+
+
+def is_text(value):
+    """False when `value` holds bytes that did not decode (see open_text)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def reading(path, where):
+    """A compressed file that ends early or is corrupt: an error naming it and how far it was read (`where()`)."""
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise InputError(f"{path}: truncated or corrupt compressed file, read up to line {where()} ({error}); "
+                         "nothing was written") from error
 
 
 def lines(path, encoding="utf-8", desc=None):
     """(line number, line without its newline), with a progress bar over the file's (compressed) bytes."""
+    number = 0
     with open_text(path, encoding) as f, tqdm(total=os.path.getsize(path), unit="B", unit_scale=True,
                                                desc=desc or os.path.basename(path), leave=False,
-                                               disable=not sys.stderr.isatty()) as bar:
+                                               disable=not sys.stderr.isatty()) as bar, reading(path, lambda: number):
         raw = f.buffer.fileobj if path.endswith(".gz") else f.buffer
         for number, line in enumerate(f, start=1):
             if number % 4096 == 0:
@@ -66,11 +89,19 @@ def lines(path, encoding="utf-8", desc=None):
 
 
 class BadLines:
-    """Skipped input lines per file: counted, the first few line numbers kept, and a limit on their share."""
+    """Skipped input lines per file: counted, the first few line numbers kept, and a limit on their share. Also
+    counts item rows whose id an earlier row of the file already gave (the first row is kept)."""
 
     def __init__(self, max_fraction):
         self.max_fraction = max_fraction
         self.files = {}
+        self.duplicate_items = {}
+
+    def duplicate_item(self, path, number):
+        entry = self.duplicate_items.setdefault(path, {"rows": 0, "first": []})
+        entry["rows"] += 1
+        if len(entry["first"]) < 5:
+            entry["first"].append(number)
 
     def skip(self, path, number, reason):
         entry = self.files.setdefault(path, {"bad": 0, "total": 0, "first": [], "reasons": {}})

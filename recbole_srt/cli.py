@@ -32,11 +32,18 @@ def main(argv=None):
     if malformed:
         print(f"run_recbole: error: overrides must be --key=value, got: {' '.join(malformed)}", file=sys.stderr)
         return 2
+    keys = [a[2:].split("=")[0] for a in overrides]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        print(f"run_recbole: error: {', '.join('--' + k for k in repeated)} given more than once; give each key once",
+              file=sys.stderr)
+        return 2
     # RecBole's Config reads --key=value overrides from sys.argv itself.
     sys.argv = [sys.argv[0] if sys.argv else "run_recbole", *overrides]
     config_files = args.config_files.split() if args.config_files else None
 
     from recbole_srt.config import Config
+    from recbole_srt.distributed import PeerTimeout
     from recbole_srt.quick_start import run_recbole
 
     try:
@@ -50,7 +57,7 @@ def main(argv=None):
         result = run_recbole(
             model=args.model, dataset=args.dataset, config_file_list=config_files, saved=not args.no_save
         )
-    except (ValueError, KeyError, FileNotFoundError) as error:
+    except (ValueError, KeyError, FileNotFoundError, PeerTimeout) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"run_recbole: error: {message}", file=sys.stderr)
         return 2

@@ -84,21 +84,6 @@ class Config(RecBoleConfig):
             known.update(names)
         return sorted(k for k in keys if k not in known)
 
-    def to_checkpoint(self):
-        """(settings, meta): this config as the plain values a data-only checkpoint holds. `settings` is every
-        setting by key (RecBole's enums by name, the device left out: it is the loading machine's); `meta` says which
-        settings are enums and keeps what `from_checkpoint` needs besides."""
-        settings, enums = {}, {}
-        for key, value in self.final_config_dict.items():
-            if key == "device":
-                continue
-            if isinstance(value, Enum):
-                enums[key], value = type(value).__name__, value.name
-            settings[key] = plain_value(value, key)
-        meta = {"enums": enums, "parameters": {k: list(v) for k, v in self.parameters.items()},
-                "external": plain_value(self.external_config_dict, "external settings")}
-        return settings, meta
-
     @classmethod
     def from_checkpoint(cls, checkpoint, path):
         """The Config a checkpoint was trained with, for this one process on this machine's device. A trusted
@@ -132,6 +117,22 @@ class Config(RecBoleConfig):
         config.yaml_loader = config._build_yaml_loader()
         config.compatibility_settings()
         return config
+
+
+def checkpoint_settings(config):
+    """(settings, meta): a config (ours or RecBole's) as the plain values a data-only checkpoint holds. `settings` is
+    every setting by key (RecBole's enums by name, the device left out: it is the loading machine's); `meta` says which
+    settings are enums and keeps what `Config.from_checkpoint` needs besides."""
+    settings, enums = {}, {}
+    for key, value in config.final_config_dict.items():
+        if key == "device":
+            continue
+        if isinstance(value, Enum):
+            enums[key], value = type(value).__name__, value.name
+        settings[key] = plain_value(value, key)
+    meta = {"enums": enums, "parameters": {k: list(v) for k, v in config.parameters.items()},
+            "external": plain_value(config.external_config_dict, "external settings")}
+    return settings, meta
 
 
 def plain_value(value, key):

@@ -6,6 +6,7 @@ duplicates; this module replaces those parts and keeps the rest (its Distributed
 `single_spec` / `local_rank` / `world_size` keys, so RecBole's models and loaders behave as under RecBole).
 """
 
+import contextlib
 import os
 import socket
 from datetime import timedelta
@@ -72,6 +73,29 @@ def init(config_dict):
     config_dict.update(single_spec=False, local_rank=local_rank, rank=rank, world_size=world_size, device=device)
     if rank != 0:  # one process logs and shows progress
         config_dict.update(state="error", show_progress=False, verbose=False)
+
+
+class PeerTimeout(RuntimeError):
+    """Another process of the run did not answer within dist_timeout."""
+
+
+@contextlib.contextmanager
+def explaining_timeouts(config):
+    """gloo and NCCL report a stalled peer as "Timed out waiting 30000ms for send operation": say which process
+    waited, for how long, and what to check."""
+    try:
+        yield
+    except RuntimeError as error:
+        message = str(error)
+        if not is_distributed(config) or "timed out" not in message.lower() and "timeout" not in message.lower():
+            raise
+        raise PeerTimeout(
+            f"process {config['rank']} of {config['world_size']} waited dist_timeout ({config['dist_timeout'] or 600} "
+            f"s) for the other processes and got no answer ({message.strip().splitlines()[-1][:200]}). One of them "
+            "is stopped (Ctrl-Z, SIGSTOP), hung or dead: check that all of them are running and the end of each "
+            "one's log (log/MODEL/), and the network between nodes; raise dist_timeout if a step legitimately takes "
+            "longer (e.g. evaluating a large catalog)"
+        ) from error
 
 
 def as_single_process(config):

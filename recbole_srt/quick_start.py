@@ -13,23 +13,15 @@ from recbole.data import create_dataset, data_preparation
 from recbole.data.transform import construct_transform
 from recbole.utils import calculate_valid_score, get_environment, get_flops, init_seed, set_color
 
-from recbole_srt import distributed
-from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, trusted_checkpoint_globals
+from recbole_srt import distributed, setting_checks
+from recbole_srt.checkpoint import load_checkpoint, trusted_checkpoint_globals
+from recbole_srt.compat import disable_anomaly_detection
 from recbole_srt.config import Config
+from recbole_srt.data import atomic_files
 from recbole_srt.run_log import start_run_log
 from recbole_srt.registry import get_model
 from recbole_srt.trainer import SRTTrainerMixin, get_trainer
 from recbole_srt.transfer import pretrained
-
-
-def check_dataset(config):
-    """Fail early, naming the path, when the dataset's interaction file is missing."""
-    inter_file = os.path.join(config["data_path"], f"{config['dataset']}.inter")
-    if not os.path.isfile(inter_file):
-        raise FileNotFoundError(
-            f"dataset '{config['dataset']}': no interaction file {inter_file} "
-            "(set `data_path` to the folder that holds the dataset's folder of atomic files)"
-        )
 
 
 def build_model(config, train_data):
@@ -64,7 +56,8 @@ def prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
     """Config, dataset, (train, valid, test) dataloaders and a freshly built model, as run_recbole builds them."""
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     adopted = pretrained.adopt_settings(config) if config["model"] == "SRT" else {}
-    check_dataset(config)
+    setting_checks.check(config)
+    atomic_files.check(config)
     init_seed(config["seed"], config["reproducibility"])
     # RecBole's logger and trainer create ./log/MODEL and checkpoint_dir with a check-then-create that races when
     # several processes start in one folder (torchrun): create them first, race-free.
@@ -105,22 +98,9 @@ def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=Non
             pretraining_data, trust_checkpoint=bool(config["trust_checkpoint"])))
     else:
         trainer = trainer_class(config, model)
-    if config["resume_from"]:
-        resume(trainer, config)
-    if config["epochs"] == 0:
-        # No training step: the model as built (e.g. from pretrained_model: zero-shot) through the same evaluation.
-        logger.info("epochs: 0, evaluating the model as built, without training")
-        trainer.set_train_item_counts(train_data)
-        best_valid_result = trainer.evaluate(valid_data, load_best_model=False, show_progress=config["show_progress"])
-        best_valid_score = calculate_valid_score(best_valid_result, config["valid_metric"].lower())
-        test_result = trainer.evaluate(test_data, load_best_model=False, show_progress=config["show_progress"])
-        saved = False
-    else:
-        best_valid_score, best_valid_result = trainer.fit(
-            train_data, valid_data, saved=saved, show_progress=config["show_progress"]
-        )
-        test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
-
+    with distributed.explaining_timeouts(config):
+        best_valid_score, best_valid_result, test_result, saved = _train_and_test(trainer, config, train_data,
+                                                                                  valid_data, test_data, saved)
     logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
@@ -136,6 +116,26 @@ def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=Non
     if queue is not None and distributed.is_main_process(config):
         queue.put(result)
     return result
+
+
+def _train_and_test(trainer, config, train_data, valid_data, test_data, saved):
+    """(best valid score, best valid result, test result, whether a checkpoint was saved)."""
+    if config["resume_from"]:
+        resume(trainer, config)
+    if config["epochs"] == 0:
+        # No training step: the model as built (e.g. from pretrained_model: zero-shot) through the same evaluation.
+        getLogger().info("epochs: 0, evaluating the model as built, without training")
+        trainer.set_train_item_counts(train_data)
+        best_valid_result = trainer.evaluate(valid_data, load_best_model=False, show_progress=config["show_progress"])
+        best_valid_score = calculate_valid_score(best_valid_result, config["valid_metric"].lower())
+        test_result = trainer.evaluate(test_data, load_best_model=False, show_progress=config["show_progress"])
+        saved = False
+    else:
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+        )
+        test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    return best_valid_score, best_valid_result, test_result, saved
 
 
 def resume(trainer, config):

@@ -7,7 +7,7 @@ import uuid
 import torch
 import torch.distributed as dist
 from recbole.trainer import Trainer
-from recbole.utils import ModelType, set_color
+from recbole.utils import ModelType, init_seed, set_color
 from recbole.utils import get_trainer as recbole_get_trainer
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
@@ -17,8 +17,9 @@ from recbole_srt.acceleration.attention import use_attention
 from recbole_srt.acceleration.dropout import use_cpu_mask_dropout
 from recbole_srt.acceleration.precision import autocast_loss, check as check_precision
 from recbole_srt.acceleration.training_epoch import train_epoch
-from recbole_srt.config import plain_value
-from recbole_srt.compat import disable_anomaly_detection, load_checkpoint, save_checkpoint, use_fused_gelu
+from recbole_srt.config import checkpoint_settings, plain_value
+from recbole_srt.checkpoint import data_only_other_parameter, load_checkpoint, save_checkpoint
+from recbole_srt.compat import disable_anomaly_detection, use_fused_gelu
 from recbole_srt.evaluation.trainer_evaluation import EvaluationMixin
 from recbole_srt.lr_schedule import build_scheduler
 from recbole_srt.scaling.flops import epoch_flops, parameter_counts
@@ -225,7 +226,7 @@ class SRTTrainerMixin(EvaluationMixin):
         """Tensors and plain values only (the config as settings, the tokenizer as bytes): a data-only file, with
         everything an interrupted run needs to go on as if it never stopped."""
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-        settings, meta = self.config.to_checkpoint()
+        settings, meta = checkpoint_settings(self.config)
         state = {
             "best_model_file": kwargs.pop("best_model_file", None),
             "config": settings,
@@ -235,7 +236,7 @@ class SRTTrainerMixin(EvaluationMixin):
             "best_valid_score": float(self.best_valid_score),
             "best_valid_result": plain_value(dict(self.best_valid_result or {}), "best_valid_result") or None,
             "state_dict": self.model.state_dict(),
-            "other_parameter": self._other_parameter(),
+            "other_parameter": data_only_other_parameter(self.model.other_parameter()),
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None,
             "finetune_stage": self.finetune_stage,
@@ -245,17 +246,6 @@ class SRTTrainerMixin(EvaluationMixin):
         save_checkpoint(state, saved_model_file)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
-
-    def _other_parameter(self):
-        """RecBole's `other_parameter`, less the submodules some models list there (the feature embedding layers of
-        SASRecF, FDSA, GRU4RecF, DIN, DIEN): their weights are in the state dict and the rest of them is rebuilt from
-        the dataset, so the checkpoint stays data only."""
-        other = self.model.other_parameter()
-        if other is None:
-            return None
-        submodules = {id(module) for module in self.model.modules()}
-        return {key: value for key, value in other.items()
-                if not (isinstance(value, torch.nn.Module) and id(value) in submodules)}
 
     def save_pretrained_model(self, epoch, saved_model_file):
         """PretrainTrainer's pre-training snapshots, in the same loadable format as every other checkpoint."""
@@ -302,7 +292,11 @@ class SRTTrainerMixin(EvaluationMixin):
                 self.lr_scheduler.load_state_dict(self._resumed["lr_scheduler"])
                 for group, lr in zip(self.optimizer.param_groups, self.lr_scheduler.get_last_lr()):
                     group["lr"] = lr
-        if self._resumed.get("random_state") is not None:
+        if distributed.is_distributed(self.config):
+            # The checkpoint holds process 0's generators: each process draws its own from here, as from the start.
+            init_seed(self.config["seed"] + self.config["rank"] + self.start_epoch * self.config["world_size"],
+                      self.config["reproducibility"])
+        elif self._resumed.get("random_state") is not None:
             random_state.restore(self._resumed["random_state"], getattr(self._train_data, "generator", None))
         self._resumed = None
 

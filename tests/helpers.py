@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from recbole_srt import run_recbole
-from recbole_srt.compat import load_checkpoint
+from recbole_srt.checkpoint import load_checkpoint
 from recbole_srt.quick_start import prepare
 from recbole_srt.trainer import SRTTrainerMixin
 

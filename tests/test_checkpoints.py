@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from helpers import ML_TEXT, resumed_equals_straight
-from recbole_srt import SRTTrainer, load_data_and_model, run_recbole
-from recbole_srt.compat import CheckpointError, load_checkpoint, save_checkpoint
+from recbole_srt import SRTTrainer, load_data_and_model, run_recbole, upgrade_checkpoint
+from recbole_srt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from recbole_srt.config import Config
 
 
@@ -32,7 +32,7 @@ def test_a_run_saves_a_data_only_checkpoint_that_rebuilds_config_model_and_data(
 
 WRITER = """
 import sys, torch
-from recbole_srt.compat import save_checkpoint
+from recbole_srt.checkpoint import save_checkpoint
 for count in range(1, 10**9):
     save_checkpoint({"count": count, "weights": torch.full((4_000_000,), float(count))}, sys.argv[1])
     print(count, flush=True)
@@ -125,6 +125,12 @@ def test_a_checkpoint_from_before_data_only_opens_only_when_trusted(fast_config,
         load_data_and_model(str(legacy))
     trusted_config, model, *_ = load_data_and_model(str(legacy), trust_checkpoint=True)
     assert trusted_config["n_layers"] == config["n_layers"]
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, checkpoint["state_dict"][name])
+    upgraded = tmp_path / "upgraded.pth"
+    assert upgrade_checkpoint.main([str(legacy), "--output", str(upgraded)]) == 0
+    upgraded_config, model, *_ = load_data_and_model(str(upgraded))  # no trust needed any more
+    assert upgraded_config["n_layers"] == config["n_layers"] and upgraded_config["MODEL_TYPE"] == config["MODEL_TYPE"]
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, checkpoint["state_dict"][name])
 

@@ -13,7 +13,7 @@ from distributed_worker import samples
 from helpers import ML_TEXT, build
 from recbole_srt import SRTTrainer, load_data_and_model
 from recbole_srt import distributed
-from recbole_srt.compat import load_checkpoint
+from recbole_srt.checkpoint import load_checkpoint
 from recbole_srt.config import Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -107,6 +107,19 @@ def test_cli_on_two_processes_trains_saves_and_the_checkpoint_reloads(launcher, 
     assert load_checkpoint(str(checkpoints[0]), "cpu")["config"]["world_size"] == 2
     result = SRTTrainer(config, model).evaluate(test, load_best_model=False)
     assert str(dict(result)) == printed[0]
+
+
+def test_a_stalled_process_is_named_in_a_clear_error(data_root, tmp_path):
+    (tmp_path / "ml80.yaml").write_text(yaml.safe_dump(ML_TEXT))
+    args = ["--model=SRT", "--dataset=ml80", "--config_files=ml80.yaml", f"--data_path={data_root}", "--epochs=1",
+            "--MAX_ITEM_LIST_LENGTH=10", "--hidden_size=16", "--inner_size=32", "--n_layers=1", "--train_batch_size=64",
+            "--train_neg_count=20", "--tokenizer_vocab_size=300", "--gpu_id=''", "--dist_timeout=5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": HERE}
+    done = subprocess.run([*TORCHRUN, os.path.join(HERE, "stalled_worker.py"), *args], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env=env)
+    assert done.returncode != 0
+    assert re.search(r"run_recbole: error: process 0 of 2 waited dist_timeout \(5 s\) for the other processes and "
+                     r"got no answer \(.*\)\. One of them is stopped", done.stderr), done.stderr[-3000:]
 
 
 def test_nccl_without_cuda_is_a_clear_error(monkeypatch, data_root):

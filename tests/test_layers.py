@@ -11,12 +11,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "recbole_srt"
 # Lowest first. A module may import from its own layer or any layer below, never above.
 LAYERS = {
     "foundation": ["registry", "compat", "machine", "run_log", "lr_schedule", "distributed", "architectures",
-                   "random_state"],
-    "config": ["config"],
+                   "random_state", "checkpoint"],
+    "config": ["config", "setting_checks"],
     "components": ["data", "model", "evaluation", "transfer", "acceleration", "scaling.flops", "scaling.laws",
                    "scaling.records"],
     "trainer": ["trainer"],
-    "entry points": ["quick_start", "recommend", "cli", "scaling.sweep", "scaling.report", "scaling.__main__",
+    "entry points": ["quick_start", "recommend", "cli", "upgrade_checkpoint", "scaling.sweep", "scaling.report", "scaling.__main__",
                      "__init__"],
 }
 

@@ -12,7 +12,7 @@ import recbole.model.sequential_recommender as sequential
 import recbole.trainer as recbole_trainer
 
 from recbole_srt import SRTTrainer, run_recbole
-from recbole_srt.compat import load_checkpoint
+from recbole_srt.checkpoint import load_checkpoint
 from recbole_srt.trainer import get_trainer
 
 # Small sizes under every name RecBole's sequential models use for them.

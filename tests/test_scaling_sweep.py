@@ -87,6 +87,21 @@ def test_records_of_another_sweep_are_never_mixed_silently(tmp_path):
         report.load_runs(results)
 
 
+def test_too_few_points_to_fit_is_a_clear_error(tmp_path, capsys):
+    results = str(tmp_path / "r.jsonl")
+    point = {"model": "SRT", "dataset": "d", "sample_users": 1.0, "architecture": "L1-H2-D16", "train_neg_count": 20,
+             "epochs": 1, "seed": 1, "sample_seed": 1, "settings": {}}
+    # Two runs of one epoch; the one with more compute scores lower: one point on the envelope.
+    for run, (flops, ndcg) in enumerate(((1e9, 0.02), (2e9, 0.01))):
+        epoch = {"train_flops": flops, "valid_ndcg@5": ndcg, "seen_interactions": 100, "non_embedding_parameters": 10,
+                 "parameters": 20, "training_interactions": 100}
+        records.append_record(results, {"hash": f"{run}e", "attempt": str(run), "point": point, "epoch": 0, **epoch})
+        records.append_record(results, {"hash": str(run), "attempt": str(run), "point": point, "final": True})
+    assert scaling_main(["fit", results, "--out", str(tmp_path / "fit")]) == 2
+    assert re.search(r"r.jsonl, sweep .*: 2 epoch points of 2 runs leave 1 on the compute-efficient envelope; the "
+                     r"power-law fits need at least 2", capsys.readouterr().err)
+
+
 @pytest.mark.parametrize("change, message", [
     ({"archs": ["L2-X2-D16"]}, "not of the form"),
     ({"sample_users": [0.5, 1.5]}, r"outside \(0, 1\]"),

@@ -3,7 +3,7 @@ import torch
 
 from helpers import ML_TEXT, build
 from recbole_srt import SRTTrainer, run_recbole
-from recbole_srt.compat import load_checkpoint
+from recbole_srt.checkpoint import load_checkpoint
 from recbole_srt.lr_schedule import OneCycle, build_scheduler
 
 

@@ -5,7 +5,7 @@ import torch
 
 from helpers import ML_TEXT, TOY_TEXT, build, resumed_equals_straight
 from recbole_srt import SRTTrainer, run_recbole
-from recbole_srt.compat import load_checkpoint
+from recbole_srt.checkpoint import load_checkpoint
 from recbole_srt.quick_start import pretraining_data
 from recbole_srt.transfer.ewc import EWCPenalty
 

@@ -9,7 +9,7 @@ from recbole.utils import set_color
 from tqdm import tqdm
 
 from recbole_srt import distributed
-from recbole_srt.compat import load_checkpoint
+from recbole_srt.checkpoint import load_checkpoint
 from recbole_srt.evaluation.candidates import CandidateSampler
 from recbole_srt.evaluation.ranking import positive_ranks, random_tie_break, topk_hits
 

@@ -50,8 +50,14 @@ def analyse(runs, params_key="non_embedding_parameters"):
     """Every fit of the paper on the runs' epoch points."""
     points = [(e["train_flops"], e["valid_ndcg@5"], e["seen_interactions"], e[params_key], e["training_interactions"])
               for run in runs for e in run["epochs"] if e["train_flops"] and e["valid_ndcg@5"] is not None]
+    if not points:
+        raise ValueError(f"{len(runs)} finished runs but no validated epoch with counted FLOPs to fit")
     flops, ndcg, seen, params, interactions = (np.array(v, dtype=float) for v in zip(*points))
     on_envelope = laws.envelope(flops, ndcg)
+    if len(on_envelope) < 2:
+        raise ValueError(f"{len(points)} epoch points of {len(runs)} runs leave {len(on_envelope)} on the "
+                         "compute-efficient envelope; the power-law fits need at least 2 (the sigmoid 5, the risk "
+                         "decomposition 6 runs): run more points of the sweep")
     env = {name: values[on_envelope] for name, values in
            (("flops", flops), ("ndcg", ndcg), ("seen", seen), ("params", params))}
     best = [max(run["epochs"], key=lambda e: e["valid_ndcg@5"]) for run in runs]
@@ -211,7 +217,10 @@ def write_report(results_path, out, sweep=None, params_key="non_embedding_parame
     if len(runs) < 2:
         raise ValueError(f"{results_path}: {len(runs)} finished run(s); fits need at least 2")
     params_label = "non-embedding parameters" if params_key == "non_embedding_parameters" else "parameters"
-    fits, data = analyse(runs, params_key)
+    try:
+        fits, data = analyse(runs, params_key)
+    except ValueError as error:
+        raise ValueError(f"{results_path}, sweep {key}: {error}") from error
     paths = figures(runs, data, fits, out, params_key, params_label)
     text = markdown(results_path, key, runs, interrupted, fits, data, paths, params_label)
     with open(os.path.join(out, "report.md"), "w") as f:

@@ -11,7 +11,7 @@ from logging import getLogger
 import torch
 from torch import nn
 
-from recbole_srt.compat import load_checkpoint, save_checkpoint
+from recbole_srt.checkpoint import load_checkpoint, save_checkpoint
 
 
 def fisher_diagonal(model, train_data, batches):

@@ -7,7 +7,7 @@ settings that decide the parameters come from the checkpoint unless the run sets
 """
 
 from recbole_srt.architectures import SHAPE_KEYS
-from recbole_srt.compat import load_checkpoint
+from recbole_srt.checkpoint import load_checkpoint
 
 # Settings that decide the parameters' shapes or what they mean: they must be the checkpoint's.
 MUST_MATCH = ("n_layers", "n_heads", "hidden_size", "inner_size", "hidden_act", "token_embedding_size",

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from recbole_srt.compat import load_checkpoint, save_checkpoint
+from recbole_srt.checkpoint import load_checkpoint, save_checkpoint
 from recbole_srt.transfer.pretrained import MUST_MATCH, read
 
 # Settings recorded besides MUST_MATCH: how the text was read and how the model was trained.
