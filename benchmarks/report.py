@@ -20,6 +20,7 @@ RESULTS = os.path.join(BENCHMARKS, "results")
 DOCS = os.path.join(os.path.dirname(BENCHMARKS), "docs", "benchmarks")
 sys.path.insert(0, BENCHMARKS)
 
+import bad_inputs  # noqa: E402
 import candidate_speed  # noqa: E402
 import catalog_scale  # noqa: E402
 import distributed_throughput  # noqa: E402
@@ -37,6 +38,7 @@ from recbole_srt.scaling.records import read_records  # noqa: E402
 
 # Results file name prefix -> the benchmark whose table renders its JSON.
 JSON_TABLES = {
+    "bad_inputs": bad_inputs.table,
     "candidate_speed_": candidate_speed.table,
     "catalog_scale_": catalog_scale.table,
     "distributed_throughput_": distributed_throughput.table,

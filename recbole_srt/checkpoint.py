@@ -133,7 +133,13 @@ def pickled_globals(path):
         return torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except (RuntimeError, ValueError, EOFError, OSError, pickle.UnpicklingError, KeyError) as error:
         raise CheckpointError(f"checkpoint {path} is not a whole PyTorch checkpoint (truncated, or another kind of "
-                              f"file): {str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
+                              f"file): {_first_sentence(error)}") from error
+
+
+def _first_sentence(error):
+    """torch's and miniz's messages run on for lines; their first sentence says what happened."""
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0].split(". ")[0].rstrip(".")
 
 
 def load_checkpoint(path, device, trust=False):
@@ -161,7 +167,7 @@ def load_checkpoint(path, device, trust=False):
                 getLogger().warning(f"checkpoint {path}: rebuilding its pickled objects, as trust_checkpoint allows")
             return torch.load(path, map_location=device, weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
-        raise CheckpointError(f"checkpoint {path} could not be read: {str(error).splitlines()[0]}") from error
+        raise CheckpointError(f"checkpoint {path} could not be read: {_first_sentence(error)}") from error
 
 
 def data_only_other_parameter(other):

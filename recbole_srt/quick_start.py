@@ -17,7 +17,7 @@ from recbole_srt import distributed, setting_checks
 from recbole_srt.checkpoint import load_checkpoint, trusted_checkpoint_globals
 from recbole_srt.compat import disable_anomaly_detection
 from recbole_srt.config import Config
-from recbole_srt.data import atomic_files
+from recbole_srt.data import atomic_files, horizon_split
 from recbole_srt.run_log import start_run_log
 from recbole_srt.registry import get_model
 from recbole_srt.trainer import SRTTrainerMixin, get_trainer
@@ -69,6 +69,8 @@ def prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
     if distributed.is_distributed(config):
         distributed.check_same_settings(config)
     dataset = create_dataset(config)
+    setting_checks.check_against_dataset(config, dataset)
+    horizon_split.use(dataset, config)
     loaders = data_preparation(config, dataset)
     if distributed.is_distributed(config):
         distributed.check_sizes(config, loaders[0], [("validation users", loaders[1]), ("test users", loaders[2])])
@@ -177,6 +179,7 @@ def load_data_and_model(model_file, trust_checkpoint=False):
     init_seed(config["seed"], config["reproducibility"])
     start_run_log(config)
     dataset = create_dataset(config)
+    horizon_split.use(dataset, config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     model = build_model(config, train_data)
     model.load_state_dict(checkpoint["state_dict"])

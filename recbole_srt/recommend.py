@@ -41,7 +41,7 @@ def load_model(model_or_checkpoint, dataset=None, trust_checkpoint=False):
     else:
         model = model_or_checkpoint
     if type(model).__name__ != "SRT":
-        raise ValueError(f"recommend: needs an SRT model (it encodes item text), got {type(model).__name__}")
+        raise ValueError(f"needs an SRT model (it encodes item text), got {type(model).__name__}")
     return model.eval(), dataset
 
 
@@ -97,11 +97,11 @@ def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=
     `load_checkpoint`).
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"recommend: k must be a positive integer (how many items per history), got {k!r}")
+        raise ValueError(f"k must be a positive integer (how many items per history), got {k!r}")
     model, dataset = load_model(model_or_checkpoint, dataset, trust_checkpoint)
     if items is None:
         if dataset is None:
-            raise ValueError("recommend: a model without its dataset needs `items` (a table of items to rank)")
+            raise ValueError("a model without its dataset needs `items` (a table of items to rank)")
         catalog = dataset_catalog(model, dataset)
     else:
         table = read_item_table(items, model.text_fields) if isinstance(items, str) else items
@@ -114,9 +114,9 @@ def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=
     for number, history in enumerate(histories):
         unknown = [item for item in history if item not in row_of]
         if unknown:
-            raise ValueError(f"recommend: history {number} has item ids not in the catalog: {unknown[:5]}")
+            raise ValueError(f"history {number} has item ids not in the catalog: {unknown[:5]}")
         if not history:
-            raise ValueError(f"recommend: history {number} is empty")
+            raise ValueError(f"history {number} is empty")
         rows.append([row_of[item] for item in history][-model.max_seq_length:])
     k = min(k, len(catalog.ids) - 1)
     results = []

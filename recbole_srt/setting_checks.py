@@ -29,6 +29,7 @@ RULES = {
     "ewc_lambda": (float, 0, True),
     "finetune_epochs_per_layer": (int, 0, True),
     "finetune_final_epochs": (int, 0, True),
+    "eval_horizon": (int, 1, True),
 }
 # Probabilities: below 1 as well.
 BELOW_ONE = ("hidden_dropout_prob", "attn_dropout_prob")
@@ -58,3 +59,12 @@ def _origin(config, key):
         if key in given:
             return f" (from {name})"
     return ""
+
+
+def check_against_dataset(config, dataset):
+    """Settings that must fit the dataset: a top-k list cannot be longer than the items it ranks."""
+    longest = max(config["topk"] or [0])
+    items = dataset.item_num - 1  # id 0 is padding
+    if longest > items:
+        raise ValueError(f"setting topk: {config['topk']} asks for top-{longest} lists, but dataset "
+                         f"'{config['dataset']}' has {items} items")

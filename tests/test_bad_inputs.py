@@ -48,6 +48,11 @@ def test_bad_settings_from_python_name_the_config_dict(fast_config):
         run_recbole("SRT", "ml40", config_dict={**fast_config, **ML_TEXT, "train_batch_size": 0})
 
 
+def test_top_k_lists_longer_than_the_catalog_are_named(fast_config):
+    with pytest.raises(ValueError, match=r"setting topk: \[5, 500\] asks for top-500 lists, but dataset 'beauty_toy' has 30"):
+        prepare("SRT", "beauty_toy", config_dict={**fast_config, **TOY_TEXT, "topk": [5, 500]})
+
+
 def test_an_item_file_with_a_header_and_no_items_is_named(data_root, tmp_path):
     write_atomic(tmp_path, "no_items", [("u1", "1", 1), ("u1", "2", 2), ("u1", "3", 3)],
                  ["item_id:token", "title:token", "brand:token"], [])
@@ -62,8 +67,8 @@ def test_duplicate_item_ids_keep_the_first_row_and_are_counted(tmp_path, caplog)
     write_atomic(tmp_path, "dup", inters, ["item_id:token", "title:token", "brand:token"], items)
     with caplog.at_level(logging.WARNING):
         _, dataset, _, _ = prepare("SASRec", "dup", config_dict={
-            "data_path": str(tmp_path), **TOY_TEXT, "train_neg_sample_args": None, "loss_type": "CE"})
-    assert "dup.item: 2 rows repeat an earlier item id (e.g. '3'); the first row of each id is kept" in caplog.text
+            "data_path": str(tmp_path), **TOY_TEXT, "train_neg_sample_args": None, "loss_type": "CE", "topk": [3]})
+    assert "dup.item: 2 row(s) repeat an earlier item id (e.g. '3'); the first row of each id is kept" in caplog.text
     title = dataset.item_feat["title"][dataset.token2id("item_id", "3")]
     assert dataset.field2id_token["title"][int(title)] == "item 3"
     # dataset_scripts keeps the same row, and counts the others in its statistics.
@@ -121,7 +126,7 @@ def toy_checkpoint(data_root, tmp_path_factory):
 
 @pytest.mark.parametrize("histories, k, message", [
     ("1 2\n\n3 4\n", "5", "histories.txt, line 2: an empty history"),
-    ("1 2\n", "0", "recommend: k must be a positive integer (how many items per history), got 0"),
+    ("1 2\n", "0", "recommend: error: k must be a positive integer (how many items per history), got 0"),
     ("1 2\n", "-1", "k must be a positive integer"),
     ("", "5", "histories.txt: no histories"),
 ])

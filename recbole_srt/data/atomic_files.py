@@ -28,7 +28,7 @@ def check(config):
                          "`item` out of load_col")
     repeated = ids[ids.duplicated()]
     if len(repeated):
-        getLogger().warning(f"{item_file}: {len(repeated)} rows repeat an earlier item id (e.g. {repeated.iloc[0]!r}); "
+        getLogger().warning(f"{item_file}: {len(repeated)} row(s) repeat an earlier item id (e.g. {repeated.iloc[0]!r}); "
                             "the first row of each id is kept")
 
 

@@ -11,11 +11,17 @@ from tqdm import tqdm
 from recbole_srt import distributed
 from recbole_srt.checkpoint import load_checkpoint
 from recbole_srt.evaluation.candidates import CandidateSampler
+from recbole_srt.evaluation.horizon import HorizonEvaluation
 from recbole_srt.evaluation.ranking import positive_ranks, random_tie_break, topk_hits
 
 
+# Seed offset between the candidates of successive horizon steps.
+_STEP_SEED = 0x632BE5AB
+
+
 class EvaluationMixin:
-    """Over RecBole's Trainer (or a model's own): `evaluate` with sampled and distributed modes."""
+    """Over RecBole's Trainer (or a model's own): `evaluate` with sampled and distributed modes, and over a horizon
+    of `eval_horizon` held-out items."""
 
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -33,6 +39,13 @@ class EvaluationMixin:
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         phase = getattr(eval_data._sampler, "phase", None) or "test"
         n_neg = (self.config["sampled_eval"] or {}).get(phase)
+        horizon = self.config["eval_horizon"] or 1
+        if phase == "test" and horizon > 1:
+            if distributed.is_distributed(self.config):
+                raise ValueError(f"eval_horizon {horizon}: evaluation over a horizon runs in one process; evaluate "
+                                 "the checkpoint with load_data_and_model")
+            self.model.eval()
+            return HorizonEvaluation(self, eval_data, n_neg, horizon).run()
         if n_neg is None and not distributed.is_distributed(self.config):
             return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
         return self._evaluate_users(eval_data, phase, n_neg, show_progress)
@@ -43,15 +56,17 @@ class EvaluationMixin:
         self.train_item_counts = torch.bincount(item_ids, minlength=train_data._dataset.item_num)
         self._candidate_samplers.clear()
 
-    def candidate_sampler(self, n_items, n_neg):
-        """One sampler per (catalog size, N) for the trainer's life: candidates never change between epochs."""
-        if (n_items, n_neg) not in self._candidate_samplers:
-            self._candidate_samplers[(n_items, n_neg)] = self._new_candidate_sampler(n_items, n_neg)
-        return self._candidate_samplers[(n_items, n_neg)]
+    def candidate_sampler(self, n_items, n_neg, step=1):
+        """One sampler per (catalog size, N, horizon step) for the trainer's life: candidates never change between
+        epochs. Step 1 is the one-step evaluation's; a later step of `eval_horizon` draws from its own seed."""
+        if (n_items, n_neg, step) not in self._candidate_samplers:
+            self._candidate_samplers[(n_items, n_neg, step)] = self._new_candidate_sampler(n_items, n_neg, step)
+        return self._candidate_samplers[(n_items, n_neg, step)]
 
-    def _new_candidate_sampler(self, n_items, n_neg):
+    def _new_candidate_sampler(self, n_items, n_neg, step):
         args = self.config["sampled_eval_args"] or {}
-        seed = args.get("seed")
+        seed = self.config["seed"] if args.get("seed") is None else args["seed"]
+        seed = (seed + (step - 1) * _STEP_SEED) & 0x7FFFFFFF if step > 1 else seed
         distribution = args.get("distribution", "uniform")
         if distribution == "popularity" and self.train_item_counts is None:
             raise ValueError("popularity-sampled evaluation needs training counts: call fit() or set_train_item_counts()")
@@ -60,7 +75,7 @@ class EvaluationMixin:
         return CandidateSampler(
             n_items,
             n_neg,
-            seed=self.config["seed"] if seed is None else seed,
+            seed=seed,
             distribution=distribution,
             weights=self.train_item_counts,
             replacement=args.get("replacement", False),
