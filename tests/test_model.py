@@ -4,23 +4,26 @@ import torch
 from recbole.data.interaction import Interaction
 
 from helpers import build
+from recbole_srt.hashing import hash32
 
 
 def count_parameters(model):
     return sum(p.numel() for p in model.parameters())
 
 
-def test_parameter_count_does_not_depend_on_catalog_size(fast_config, tmp_path):
-    _, small, _ = build("SRT", "ml40", fast_config)
+@pytest.mark.parametrize("hashed_ids", [{}, {"item_id_hash_buckets": 64}])
+def test_parameter_count_does_not_depend_on_catalog_size(fast_config, tmp_path, hashed_ids):
+    _, small, _ = build("SRT", "ml40", fast_config, **hashed_ids)
     shared = tmp_path / "shared.model"
     shared.write_bytes(small.tokenizer_proto)
-    _, large, _ = build("SRT", "ml80", fast_config, tokenizer_model=str(shared))
+    _, large, _ = build("SRT", "ml80", fast_config, tokenizer_model=str(shared), **hashed_ids)
     assert large.n_items > small.n_items + 100
     assert count_parameters(large) == count_parameters(small)
     assert not any(p.shape[0] in (small.n_items, large.n_items) for p in large.parameters())
     large.load_state_dict(small.state_dict())  # a model trained on one catalog scores another
     large.eval()
-    scores = large.full_sort_predict(next(iter(build("SRT", "ml80", fast_config, tokenizer_model=str(shared))[2][2]))[0])
+    scores = large.full_sort_predict(next(iter(build("SRT", "ml80", fast_config, tokenizer_model=str(shared),
+                                                     **hashed_ids)[2][2]))[0])
     assert scores.shape[1] == large.n_items and torch.isfinite(scores[:, 1:]).all()
 
 
@@ -107,6 +110,26 @@ def test_item_table_is_a_device_buffer_not_a_parameter(fast_config):
     buffers = dict(model.named_buffers())
     assert "item_tokens" in buffers and "item_tokens" not in model.state_dict()
     assert buffers["item_tokens"].device.type == torch.device(fast_config.get("device", "cpu")).type
+
+
+def test_hashed_item_ids_add_a_vector_of_their_own_to_the_text_and_none_to_padding(fast_config):
+    _, model, _ = build("SRT", "ml40", fast_config, item_id_hash_buckets=32, item_id_hashes=2)
+    table = model.item_id_embedding
+    assert table.table.weight.shape == (32, fast_config["hidden_size"])
+    ids = torch.arange(model.n_items)
+    rows = [set(r) for r in (hash32((ids.unsqueeze(-1) & 0xFFFFFFFF) ^ table.salts) % 32).tolist()]
+    assert sum(len(r) == 2 for r in rows) > 0.8 * len(rows)  # two hashes: mostly two distinct rows per item
+    model.eval()
+    text_only = model.item_encoder(model.item_tokens[ids])
+    expected = text_only + table.table.weight[torch.tensor([sorted(r) if len(r) == 2 else [next(iter(r))] * 2
+                                                             for r in rows])].sum(1)
+    expected[0] = text_only[0]  # padding gets no id vector
+    torch.testing.assert_close(model.all_item_embeddings(), expected)
+    model.train()
+    model.embed_items(torch.tensor([[3, 5], [1, 0]])).sum().backward()
+    assert table.table.weight.grad.abs().sum(1).gt(0).sum() <= 6  # only the rows of items 3, 5 and 1
+    with pytest.raises(ValueError, match="setting item_id_hash_buckets: expected an integer >= 0, got -1"):
+        build("SRT", "ml40", fast_config, item_id_hash_buckets=-1)
 
 
 def test_distinct_item_path_matches_the_catalog_table(fast_config):

@@ -83,6 +83,17 @@ def distance(model, state, prefix=""):
                if name.startswith(prefix))
 
 
+def test_a_hashed_id_table_starts_at_zero_on_another_catalog(data_root, tmp_path):
+    settings = {"data_path": data_root, "epochs": 1, "MAX_ITEM_LIST_LENGTH": 10, "hidden_size": 16, "inner_size": 32,
+                "n_layers": 1, "n_heads": 2, "train_neg_count": 20, "tokenizer_vocab_size": 300, "seed": 7,
+                "state": "WARNING", "show_progress": False, "item_id_hash_buckets": 16,
+                "checkpoint_dir": str(tmp_path / "saved"), **ML_TEXT}
+    checkpoint = run_recbole("SRT", "ml40", config_dict=settings)["saved_model_file"]
+    assert load_checkpoint(checkpoint, "cpu")["state_dict"]["item_id_embedding.table.weight"].abs().sum() > 0
+    _, model, _ = build("SRT", "beauty_toy", {}, **toy_settings(settings, checkpoint))  # the hash keys adopted
+    assert model.item_id_embedding.table.weight.abs().sum() == 0  # another catalog's ids mean nothing here
+
+
 def test_progressive_fine_tuning_unfreezes_layers_from_the_top(ml_checkpoint):
     path, base = ml_checkpoint
     pretrained = load_checkpoint(path, "cpu")["state_dict"]

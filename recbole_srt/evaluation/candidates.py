@@ -9,8 +9,9 @@ successive weighted draws with repeats discarded.
 
 import torch
 
+from recbole_srt.hashing import MASK32 as _M32, hash32
+
 DISTRIBUTIONS = ("uniform", "popularity")
-_M32 = 0xFFFFFFFF
 _PHASE_SALT = {"valid": 0x2545F491, "test": 0x61C88647}
 # int64 values in one [users, draws] block: on a CPU a block that stays in cache is about 4x faster than one that
 # does not (measured on 2 cores at 12K items); accelerators want large blocks.
@@ -20,18 +21,6 @@ _FEISTEL_ROUNDS = 4
 # Popularity draws without replacement use successive draws while the draws they need (repeats included) are under
 # this share of the catalog; beyond it, one key per catalog item costs no more.
 _SUCCESSIVE_MAX_SHARE = 0.25
-
-
-def hash32(x):
-    """A bijective 32-bit integer mixer (Wellons' lowbias32 r2), on int64 tensors holding values in [0, 2**32).
-
-    Both multipliers are below 2**31, so every product fits in int64 and no step can overflow.
-    """
-    x = x ^ (x >> 16)
-    x = (x * 0x21F0AAAD) & _M32
-    x = x ^ (x >> 15)
-    x = (x * 0x735A2D97) & _M32
-    return x ^ (x >> 15)
 
 
 def user_keys(seed, phase, users):

@@ -16,6 +16,7 @@ from torch import nn
 from recbole_srt.data.item_sources import item_sources
 from recbole_srt.data.item_text import item_texts, token_table
 from recbole_srt.data.tokenizer import load_tokenizer
+from recbole_srt.model.hashed_item_embedding import HashedItemEmbedding
 from recbole_srt.model.item_text_encoder import ItemTextEncoder
 from recbole_srt.model.negative_sampler import SCOPES, NegativeSampler, sampling_probabilities
 from recbole_srt.model.sampled_softmax import sampled_softmax_loss
@@ -75,6 +76,10 @@ class SRT(SequentialRecommender):
             pooling=config["text_pooling"],
             per_field_tables=config["per_field_token_tables"],
         )
+        # Off by default (0 buckets): items are their text only.
+        buckets = config["item_id_hash_buckets"] or 0
+        self.item_id_embedding = (HashedItemEmbedding(buckets, config["item_id_hashes"] or 2, self.hidden_size)
+                                  if buckets else None)
         self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
         self.trm_encoder = TransformerEncoder(
             n_layers=config["n_layers"],
@@ -113,6 +118,8 @@ class SRT(SequentialRecommender):
         nn.init.normal_(self.item_encoder.empty_field, std=self.initializer_range)
         if pretrained is not None:
             self.load_state_dict(pretrained["state_dict"])
+            if self.item_id_embedding is not None:  # the checkpoint's ids are another catalog's items
+                nn.init.zeros_(self.item_id_embedding.table.weight)
             logger.info(f"SRT weights and tokenizer from pretrained_model {config['pretrained_model']} "
                         f"(trained on {pretrained['config']['dataset']})")
 
@@ -159,16 +166,23 @@ class SRT(SequentialRecommender):
         if not self.training or item_ids.numel() >= self.n_items:
             return self.all_item_embeddings()[item_ids]
         if item_ids.device.type != "cpu" or torch.compiler.is_compiling():
-            return self.item_encoder(self.item_tokens[item_ids])
+            return self.encode_items(item_ids)
         unique, inverse = torch.unique(item_ids, return_inverse=True)
-        return self.item_encoder(self.item_tokens[unique])[inverse]
+        return self.encode_items(unique)[inverse]
+
+    def encode_items(self, item_ids):
+        """Each item's text through the encoder, plus its hashed id vector when `item_id_hash_buckets` is set."""
+        encoded = self.item_encoder(self.item_tokens[item_ids])
+        if self.item_id_embedding is not None:
+            encoded = encoded + self.item_id_embedding(item_ids)
+        return encoded
 
     def all_item_embeddings(self):
         """[n_items, H]; cached in eval mode (train() drops it, so new weights are always used)."""
         if self._item_cache is not None:
             return self._item_cache
         ids = torch.arange(self.n_items, device=self.item_tokens.device)
-        table = torch.cat([self.item_encoder(self.item_tokens[chunk]) for chunk in ids.split(self.item_chunk_size)])
+        table = torch.cat([self.encode_items(chunk) for chunk in ids.split(self.item_chunk_size)])
         if not self.training:
             self._item_cache = table
         return table

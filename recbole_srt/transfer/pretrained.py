@@ -12,7 +12,14 @@ from recbole_srt.checkpoint import load_checkpoint
 # Settings that decide the parameters' shapes or what they mean: they must be the checkpoint's.
 MUST_MATCH = ("n_layers", "n_heads", "hidden_size", "inner_size", "hidden_act", "token_embedding_size",
               "per_field_token_tables", "text_pooling", "text_normalization", "position_encoding",
-              "MAX_ITEM_LIST_LENGTH")
+              "MAX_ITEM_LIST_LENGTH", "item_id_hash_buckets", "item_id_hashes")
+# What a checkpoint written before a MUST_MATCH setting existed was trained with.
+BEFORE_THE_SETTING = {"item_id_hash_buckets": 0, "item_id_hashes": 2}
+
+
+def trained_value(trained, key):
+    """A MUST_MATCH setting of a checkpoint's config (its default when the checkpoint predates the setting)."""
+    return trained[key] if key in trained else BEFORE_THE_SETTING.get(key)
 
 
 def read(path, trust=False):
@@ -44,7 +51,8 @@ def adopt_settings(config):
     given = set(config.file_config_dict) | set(config.variable_config_dict) | set(config.cmd_config_dict)
     if "architecture" in given:
         given |= set(SHAPE_KEYS)
-    adopted = {key: trained[key] for key in MUST_MATCH if key not in given and config[key] != trained[key]}
+    adopted = {key: trained_value(trained, key) for key in MUST_MATCH
+               if key not in given and config[key] != trained_value(trained, key)}
     for key, value in adopted.items():
         config[key] = value
     return adopted
@@ -59,8 +67,8 @@ def describe_adopted(config, adopted):
 def check_compatible(config, checkpoint, path, text_fields):
     """A clear error naming both values for every setting that differs from the checkpoint's."""
     trained = checkpoint["config"]
-    differing = [f"{key} is {config[key]!r} here but {trained[key]!r} in the checkpoint"
-                 for key in MUST_MATCH if config[key] != trained[key]]
+    differing = [f"{key} is {config[key]!r} here but {trained_value(trained, key)!r} in the checkpoint"
+                 for key in MUST_MATCH if config[key] != trained_value(trained, key)]
     trained_fields = list(trained["text_fields"]) if not isinstance(trained["text_fields"], str) else [trained["text_fields"]]
     if len(trained_fields) != len(text_fields):
         differing.append(f"text_fields is {text_fields} here but {trained_fields} in the checkpoint "
