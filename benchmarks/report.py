@@ -26,6 +26,7 @@ import catalog_scale  # noqa: E402
 import distributed_throughput  # noqa: E402
 import epoch_loop  # noqa: E402
 import eval_speed  # noqa: E402
+import horizon  # noqa: E402
 import quality  # noqa: E402
 import side_by_side  # noqa: E402
 import step_cost  # noqa: E402
@@ -44,6 +45,7 @@ JSON_TABLES = {
     "distributed_throughput_": distributed_throughput.table,
     "epoch_loop_": epoch_loop.table,
     "eval_speed_": eval_speed.table,
+    "horizon_": horizon.table,
     "side_by_side_": side_by_side.table,
     "step_cost_": step_cost.table,
     "tokenizer_coverage": tokenizer_coverage.table,
