@@ -84,6 +84,7 @@ def figure(payload, path):
         for suffix, style, name in (("step", "-o", "teacher-forced"), ("gen_step", "--s", "autoregressive")):
             ax.plot(range(1, k + 1), [run["test"][f"ndcg@5@{suffix}{j}"] for j in range(1, k + 1)], style,
                     color=color, label=f"{run['label']}, {name}")
+    ax.set_xticks(range(1, k + 1))
     ax.set_xlabel("step (held-out item)")
     ax.set_ylabel("test NDCG@5 (sampled10000)")
     ax.set_title(f"{payload['dataset']}: NDCG@5 over a horizon of {k}")
