@@ -150,8 +150,10 @@ def test_step_candidates_depend_only_on_seed_phase_user_and_step(fast_config):
     assert torch.equal(torch.cat(halves), draws[2])  # another trainer, other batches: the same candidates
 
 
-def test_run_recbole_reports_every_step_through_the_normal_result(fast_config):
-    result = run_recbole("SASRec", "beauty_toy", config_dict={**fast_config, **TOY_TEXT, **SASREC, "eval_horizon": 3})
+@pytest.mark.parametrize("model", ["SASRec", "BERT4Rec", "GRU4Rec"])
+def test_run_recbole_reports_every_step_through_the_normal_result(fast_config, model):
+    settings = {k: v for k, v in fast_config.items() if k != "train_neg_count"}
+    result = run_recbole(model, "beauty_toy", config_dict={**settings, **TOY_TEXT, **SASREC, "eval_horizon": 3})
     test = result["test_result"]
     for step in (1, 2, 3):
         assert {f"ndcg@10@step{step}", f"hit@10@step{step}", f"ndcg@10@gen_step{step}"} <= set(test)
