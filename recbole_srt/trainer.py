@@ -17,9 +17,9 @@ from recbole_srt.acceleration.attention import use_attention
 from recbole_srt.acceleration.dropout import use_cpu_mask_dropout
 from recbole_srt.acceleration.precision import autocast_loss, check as check_precision
 from recbole_srt.acceleration.training_epoch import train_epoch
-from recbole_srt.config import checkpoint_settings, plain_value
 from recbole_srt.checkpoint import data_only_other_parameter, load_checkpoint, save_checkpoint
 from recbole_srt.compat import disable_anomaly_detection, use_fused_gelu
+from recbole_srt.config import checkpoint_settings, plain_value
 from recbole_srt.evaluation.trainer_evaluation import EvaluationMixin
 from recbole_srt.lr_schedule import build_scheduler
 from recbole_srt.scaling.flops import epoch_flops, parameter_counts
