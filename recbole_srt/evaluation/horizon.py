@@ -20,6 +20,8 @@ from recbole.data.interaction import Interaction
 from recbole_srt.evaluation.ranking import positive_ranks, random_tie_break
 
 METRICS = ("ndcg", "hit", "mrr", "recall", "precision")
+# Scores of [users, catalog] held at once by a step (256 MiB of floats): users are taken in chunks under it.
+SCORE_BUDGET = 2**26
 
 
 def step_of_rows(users):
@@ -59,7 +61,7 @@ class HorizonEvaluation:
         self.exclude_history = config["eval_horizon_exclude_history"] is not False
         self.uid, self.iid = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
         self.seq_field, self.len_field = trainer.model.ITEM_SEQ, trainer.model.ITEM_SEQ_LEN
-        self.batch_size = config["eval_batch_size"]
+        self.batch_size = max(1, min(config["eval_batch_size"], SCORE_BUDGET // eval_data._dataset.item_num))
         self.decimals = config["metric_decimal_place"]
         self.dataset = eval_data._dataset
         self.samplers = None if n_neg is None else [trainer.candidate_sampler(self.dataset.item_num, n_neg, step)
