@@ -110,7 +110,7 @@ def fast_config(data_root, tmp_path_factory):
 @pytest.fixture
 def one_thread():
     """Bitwise comparisons: with several threads, CPU reductions differ from run to run (two uninterrupted runs
-    differ by up to 1e-7 on two threads, measured), so compare runs on one."""
+    differ by up to 1.5e-7 on two threads, measured), so compare runs on one."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
