@@ -28,6 +28,7 @@ import epoch_loop  # noqa: E402
 import eval_speed  # noqa: E402
 import horizon  # noqa: E402
 import quality  # noqa: E402
+import sequence_store  # noqa: E402
 import side_by_side  # noqa: E402
 import step_cost  # noqa: E402
 import tokenizer_coverage  # noqa: E402
@@ -46,6 +47,7 @@ JSON_TABLES = {
     "epoch_loop_": epoch_loop.table,
     "eval_speed_": eval_speed.table,
     "horizon_": horizon.table,
+    "sequence_store_": sequence_store.table,
     "side_by_side_": side_by_side.table,
     "step_cost_": step_cost.table,
     "tokenizer_coverage": tokenizer_coverage.table,

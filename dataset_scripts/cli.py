@@ -49,6 +49,11 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=2020, help="seed of --sample-users and the growth report")
     parser.add_argument("--text-fields", nargs="+", metavar="FIELD",
                         help="item-file text fields for sequences/recbole formats (default: title brand)")
+    parser.add_argument("--store", action="store_true",
+                        help="also write a memory-mapped sequence store (DIR/NAME/store) and point NAME.yaml at it "
+                        "(data_store); a sequences input is then streamed, out of core, without atomic files")
+    parser.add_argument("--max-text-tokens", type=int, default=32, metavar="N",
+                        help="pieces kept per text field in the store (default 32, SRT's max_text_tokens)")
     parser.add_argument("--max-bad-fraction", type=float, default=0.01,
                         help="fail when more than this share of a file's lines is malformed (default 0.01)")
     return parser.parse_args(argv)
@@ -63,7 +68,8 @@ def main(argv=None):
         stats = convert(args.format, args.input, args.name, args.output_dir, tokenizer=args.tokenizer,
                         vocab_size=args.vocab_size, kcore_k=args.kcore, sample=args.sample_users, seed=args.seed,
                         max_bad_fraction=args.max_bad_fraction, text_fields=args.text_fields,
-                        tokenizer_text=args.tokenizer_text)
+                        tokenizer_text=args.tokenizer_text, store=args.store,
+                        max_text_tokens=args.max_text_tokens)
     except (InputError, ValueError, OSError) as error:
         print(f"dataset_scripts: error: {error}", file=sys.stderr)
         return 2

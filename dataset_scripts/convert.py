@@ -19,6 +19,7 @@ from dataset_scripts.filtering import deduplicate, kcore, sample_users
 from dataset_scripts.growth import catalog_growth, plot_growth
 from dataset_scripts.readers import READERS
 from dataset_scripts.sources import BadLines, InputError
+from dataset_scripts.store import STORE_FOLDER, store_from_sequences, store_from_table
 from recbole_srt.data.item_text import normalize_text
 from recbole_srt.data.tokenizer import train_tokenizer
 
@@ -70,8 +71,9 @@ def _write_item(path, items, text_fields):
     pd.DataFrame(rows).to_csv(path, sep="\t", index=False, header=header, lineterminator="\n")
 
 
-def _properties(name, final_dir, text_fields, tokenizer_path):
-    return {
+def _properties(name, final_dir, text_fields, tokenizer_path, store=False):
+    store_keys = {"data_store": os.path.join(final_dir, STORE_FOLDER)} if store else {}
+    return {**store_keys,
         "data_path": os.path.dirname(final_dir),
         "dataset": name,
         "USER_ID_FIELD": "user_id",
@@ -89,11 +91,13 @@ def _properties(name, final_dir, text_fields, tokenizer_path):
 
 
 def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kcore_k=None, sample=None, seed=2020,
-            max_bad_fraction=0.01, text_fields=None, tokenizer_text=()):
+            max_bad_fraction=0.01, text_fields=None, tokenizer_text=(), store=False, max_text_tokens=32):
     """Convert and write DIR/NAME; returns the statistics dict (also written as NAME.stats.json).
 
     `tokenizer_text`: datasets (same format) whose item text joins the trained tokenizer's text but whose
-    interactions are not used: a catalog to fine-tune on later gets pieces of its own words.
+    interactions are not used: a catalog to fine-tune on later gets pieces of its own words. `store`: also write a
+    sequence store (DIR/NAME/store) that NAME.yaml points run_recbole at; a `sequences` input without filtering is
+    streamed into the store alone, without atomic files.
     """
     if fmt not in READERS:
         raise InputError(f"unknown format '{fmt}'; expected one of {sorted(READERS)}")
@@ -102,6 +106,9 @@ def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kco
     if tokenizer is not None and tokenizer_text:
         raise InputError("--tokenizer-text adds text to a tokenizer trained here; it cannot change a given --tokenizer")
     bad = BadLines(max_bad_fraction)
+    if store and fmt == "sequences" and not (kcore_k or sample is not None or tokenizer_text):
+        return _streamed_store(inputs, name, output_dir, bad, text_fields or ["title", "brand"], tokenizer,
+                               vocab_size, max_text_tokens)
     raw, sources = read_inputs(fmt, list(inputs), bad, text_fields)
     interactions, duplicates = deduplicate(raw.interactions)
     n_read = len(raw.interactions)
@@ -116,10 +123,7 @@ def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kco
     item_ids = sorted(interactions["item_id"].unique())
     items, missing_metadata = _normalized_items(raw.items, item_ids, raw.text_fields)
 
-    final_dir = os.path.abspath(os.path.join(output_dir, name))
-    tmp_dir = os.path.join(os.path.dirname(final_dir), f".{name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    os.makedirs(tmp_dir)
+    final_dir, tmp_dir = _folders(output_dir, name)
     try:
         tokenizer_info = {"source": "given", "path": os.path.abspath(tokenizer)} if tokenizer else None
         if tokenizer is None:
@@ -136,6 +140,9 @@ def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kco
                 logger.warning(f"tokenizer: vocabulary reduced from {vocab_size} to {pieces}: the item text is too small")
         _write_inter(os.path.join(tmp_dir, f"{name}.inter"), interactions, raw.extra_inter_columns)
         _write_item(os.path.join(tmp_dir, f"{name}.item"), items, raw.text_fields)
+        if store:
+            with open(tokenizer_info["path"] if tokenizer else os.path.join(tmp_dir, f"{name}.spm.model"), "rb") as f:
+                store_from_table(tmp_dir, interactions, items, raw.text_fields, f.read(), max_text_tokens)
         growth = catalog_growth(interactions, seed)
         growth.to_csv(os.path.join(tmp_dir, f"{name}.growth.csv"), index=False, lineterminator="\n")
         plot_growth(growth, os.path.join(tmp_dir, f"{name}.growth.png"), f"{name}: catalog growth")
@@ -164,16 +171,47 @@ def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kco
         with open(os.path.join(tmp_dir, f"{name}.stats.json"), "w") as f:
             json.dump(stats, f, indent=2, sort_keys=True)
             f.write("\n")
-        properties = _properties(name, final_dir, raw.text_fields, tokenizer_info["path"])
-        with open(os.path.join(tmp_dir, f"{name}.yaml"), "w") as f:
-            f.write(f"# RecBole properties for {name}, written by dataset_scripts.\n")
-            f.write(f"# run_recbole --model=SRT --config_files={os.path.join(final_dir, name + '.yaml')}\n")
-            yaml.safe_dump(properties, f, sort_keys=False, default_flow_style=None)
+        properties = _properties(name, final_dir, raw.text_fields, tokenizer_info["path"], store)
+        _write_properties(tmp_dir, name, final_dir, properties)
         _move_into_place(tmp_dir, final_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
     return stats
+
+
+def _write_properties(tmp_dir, name, final_dir, properties):
+    with open(os.path.join(tmp_dir, f"{name}.yaml"), "w") as f:
+        f.write(f"# RecBole properties for {name}, written by dataset_scripts.\n")
+        f.write(f"# run_recbole --model=SRT --config_files={os.path.join(final_dir, name + '.yaml')}\n")
+        yaml.safe_dump(properties, f, sort_keys=False, default_flow_style=None)
+
+
+def _streamed_store(inputs, name, output_dir, bad, text_fields, tokenizer, vocab_size, max_text_tokens):
+    """DIR/NAME with a store, the statistics and the yaml only: a `sequences` input streamed (out of core)."""
+    final_dir, tmp_dir = _folders(output_dir, name)
+    try:
+        stats = store_from_sequences(inputs, final_dir, tmp_dir, bad, text_fields, tokenizer, vocab_size,
+                                     max_text_tokens)
+        with open(os.path.join(tmp_dir, f"{name}.stats.json"), "w") as f:
+            json.dump(stats, f, indent=2, sort_keys=True)
+            f.write("\n")
+        properties = _properties(name, final_dir, text_fields, stats["tokenizer"]["path"], True)
+        _write_properties(tmp_dir, name, final_dir, properties)
+        _move_into_place(tmp_dir, final_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return stats
+
+
+def _folders(output_dir, name):
+    """(the dataset's folder, an empty temporary folder beside it that becomes it once complete)."""
+    final_dir = os.path.abspath(os.path.join(output_dir, name))
+    tmp_dir = os.path.join(os.path.dirname(final_dir), f".{name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    os.makedirs(tmp_dir)
+    return final_dir, tmp_dir
 
 
 def _move_into_place(tmp_dir, final_dir):

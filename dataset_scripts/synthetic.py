@@ -6,6 +6,8 @@
 Every item has a generated title (words from a seeded pseudo-vocabulary) and brand, and at least one interaction, so
 the converted catalog has exactly `--items` items. The remaining interactions follow a Zipf-like popularity over a
 random order of the items; each user has at least 3 interactions (leave-one-out needs them), lengths are skewed.
+Files are written in chunks, so the Amazon Product Data's shape (82.7M interactions, 9.9M items, 21M users) is
+generated in about the memory its item sequence takes as int32 (330 MB) plus the per-user lengths.
 """
 
 import argparse
@@ -15,6 +17,8 @@ import sys
 
 import numpy as np
 
+# Values drawn or lines formatted per step: memory stays bounded at any size.
+CHUNK = 1 << 22
 SYLLABLES = ["ka", "lo", "mi", "ra", "to", "ne", "su", "vi", "de", "po", "ba", "xe", "qu", "ti", "zo", "an", "el", "or"]
 
 
@@ -39,36 +43,54 @@ def user_lengths(rng, n_users, n_interactions):
     return lengths
 
 
-def generate(n_items, n_users, n_interactions, seed=0, zipf_exponent=1.0):
-    """(sequences: list of item-index arrays per user, titles, brands) with item indices 0..n_items-1."""
+def item_sequence(rng, n_items, n_interactions, zipf_exponent):
+    """Every interaction's item (int32, users' sequences one after another): each item once, the rest drawn from a
+    Zipf-like popularity over a random order of the items, shuffled."""
     if n_interactions < n_items:
         raise ValueError(f"--interactions {n_interactions} must be at least --items {n_items} (every item is used)")
-    rng = np.random.default_rng(seed)
     popularity = 1.0 / np.arange(10, n_items + 10, dtype=np.float64) ** zipf_exponent
-    by_rank = rng.permutation(n_items)  # item by_rank[r] has the r-th largest popularity
+    by_rank = rng.permutation(n_items).astype(np.int32)  # item by_rank[r] has the r-th largest popularity
     cumulative = np.cumsum(popularity / popularity.sum())
-    drawn = by_rank[np.minimum(np.searchsorted(cumulative, rng.random(n_interactions - n_items)), n_items - 1)]
-    items = np.concatenate([rng.permutation(n_items), drawn])
+    del popularity
+    items = np.empty(n_interactions, dtype=np.int32)
+    items[:n_items] = rng.permutation(n_items)
+    for start in range(n_items, n_interactions, CHUNK):
+        stop = min(start + CHUNK, n_interactions)
+        items[start:stop] = by_rank[np.minimum(np.searchsorted(cumulative, rng.random(stop - start)), n_items - 1)]
     rng.shuffle(items)
-    bounds = np.cumsum(user_lengths(rng, n_users, n_interactions))[:-1]
-    words = rng.permutation(pseudo_words(rng, min(20_000, max(50, n_items // 10))))  # word rank != alphabetical
-    brands = np.array([w.capitalize() for w in pseudo_words(np.random.default_rng(seed + 1), max(10, n_items // 50))])
-    word_count = rng.integers(3, 9, size=n_items)
-    word_ids = np.minimum(rng.zipf(1.3, size=(n_items, 8)) - 1, len(words) - 1)
-    titles = [" ".join(words[ids[:n]]) for ids, n in zip(word_ids, word_count)]
-    return np.split(items, bounds), titles, brands[rng.integers(0, len(brands), size=n_items)]
+    return items
 
 
-def write_raw(folder, sequences, titles, brands):
-    """user_sequence.txt.gz (`user item ...`) and synthetic.item.gz (RecBole header), as the shared raw data."""
+def write_raw(folder, n_items, n_users, n_interactions, seed=0, zipf_exponent=1.0):
+    """user_sequence.txt.gz (`user item ...`) and synthetic.item.gz (RecBole header), as the shared raw data, written
+    in chunks: memory holds the item sequence (int32, the size of a store's own item array) and one chunk."""
+    rng = np.random.default_rng(seed)
+    items = item_sequence(rng, n_items, n_interactions, zipf_exponent)
+    ends = np.cumsum(user_lengths(rng, n_users, n_interactions))
     os.makedirs(folder, exist_ok=True)
     with gzip.open(os.path.join(folder, "user_sequence.txt.gz"), "wt", encoding="utf-8", compresslevel=1) as f:
-        for user, sequence in enumerate(sequences):
-            f.write(f"u{user} " + " ".join(f"i{i}" for i in sequence) + "\n")
+        for first in range(0, n_users, CHUNK // 8):
+            last = min(first + CHUNK // 8, n_users)
+            start = int(ends[first - 1]) if first else 0
+            words = [f"i{i}" for i in items[start : int(ends[last - 1])].tolist()]
+            bounds = (ends[first:last] - start).tolist()
+            lines, previous = [], 0
+            for user, bound in zip(range(first, last), bounds):
+                lines.append(f"u{user} " + " ".join(words[previous:bound]))
+                previous = bound
+            f.write("\n".join(lines) + "\n")
+    del items
+    words = rng.permutation(pseudo_words(rng, min(20_000, max(50, n_items // 10))))  # word rank != alphabetical
+    brands = np.array([w.capitalize() for w in pseudo_words(np.random.default_rng(seed + 1), max(10, n_items // 50))])
     with gzip.open(os.path.join(folder, "synthetic.item.gz"), "wt", encoding="utf-8", compresslevel=1) as f:
         f.write("item_id:token\ttitle:token\tbrand:token\n")
-        for item, (title, brand) in enumerate(zip(titles, brands)):
-            f.write(f"i{item}\t{title}\t{brand}\n")
+        for first in range(0, n_items, CHUNK // 8):
+            size = min(CHUNK // 8, n_items - first)
+            word_count = rng.integers(3, 9, size=size)
+            word_ids = np.minimum(rng.zipf(1.3, size=(size, 8)) - 1, len(words) - 1)
+            item_brands = brands[rng.integers(0, len(brands), size=size)]
+            f.write("".join(f"i{first + k}\t{' '.join(words[ids[:n]])}\t{brand}\n"
+                            for k, (ids, n, brand) in enumerate(zip(word_ids, word_count, item_brands))))
 
 
 def main(argv=None):
@@ -82,11 +104,10 @@ def main(argv=None):
     parser.add_argument("--output", required=True, help="folder for the raw files")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        sequences, titles, brands = generate(args.items, args.users, args.interactions, args.seed, args.zipf)
+        write_raw(args.output, args.items, args.users, args.interactions, args.seed, args.zipf)
     except ValueError as error:
         print(f"dataset_scripts.synthetic: error: {error}", file=sys.stderr)
         return 2
-    write_raw(args.output, sequences, titles, brands)
     print(f"{args.output}: {args.users:,} users, {args.items:,} items, {args.interactions:,} interactions")
     return 0
 

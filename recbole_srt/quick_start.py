@@ -11,13 +11,15 @@ from logging import getLogger
 
 from recbole.data import create_dataset, data_preparation
 from recbole.data.transform import construct_transform
-from recbole.utils import calculate_valid_score, get_environment, get_flops, init_seed, set_color
+from recbole.utils import ModelType, calculate_valid_score, get_environment, get_flops, init_seed, set_color
 
 from recbole_srt import distributed, setting_checks
 from recbole_srt.checkpoint import load_checkpoint, trusted_checkpoint_globals
 from recbole_srt.compat import disable_anomaly_detection
 from recbole_srt.config import Config
-from recbole_srt.data import atomic_files, horizon_split
+from recbole_srt.data import atomic_files, horizon_split, user_sample
+from recbole_srt.data.store_dataset import StoreDataset
+from recbole_srt.data.store_loaders import store_loaders
 from recbole_srt.run_log import start_run_log
 from recbole_srt.registry import get_model
 from recbole_srt.trainer import SRTTrainerMixin, get_trainer
@@ -44,6 +46,9 @@ def build_model(config, train_data):
 def log_flops(model, dataset, config, logger):
     """RecBole's FLOPs count traces `predict`, which some models refuse (SASRecCPR, GRU4RecCPR); log why instead of
     failing the run, as the count is informational."""
+    if isinstance(dataset, StoreDataset):
+        logger.info("FLOPs: not counted by RecBole for a sequence store (the trainer counts training FLOPs)")
+        return
     try:
         flops = get_flops(model, dataset, config["device"], logger, construct_transform(config))
     except Exception as error:  # any failure inside a model's traced predict()
@@ -57,7 +62,8 @@ def prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     adopted = pretrained.adopt_settings(config) if config["model"] == "SRT" else {}
     setting_checks.check(config)
-    atomic_files.check(config)
+    if not config["data_store"]:
+        atomic_files.check(config)
     init_seed(config["seed"], config["reproducibility"])
     # RecBole's logger and trainer create ./log/MODEL and checkpoint_dir with a check-then-create that races when
     # several processes start in one folder (torchrun): create them first, race-free.
@@ -68,13 +74,38 @@ def prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
         getLogger().info(pretrained.describe_adopted(config, adopted))
     if distributed.is_distributed(config):
         distributed.check_same_settings(config)
-    dataset = create_dataset(config)
-    setting_checks.check_against_dataset(config, dataset)
-    horizon_split.use(dataset, config)
-    loaders = data_preparation(config, dataset)
+    dataset, loaders = load_data(config)
     if distributed.is_distributed(config):
         distributed.check_sizes(config, loaders[0], [("validation users", loaders[1]), ("test users", loaders[2])])
     return config, dataset, loaders, build_model(config, loaders[0])
+
+
+def load_data(config):
+    """(dataset, (train, valid, test) loaders): from the sequence store `data_store` names, else RecBole's dataset
+    from atomic files; evaluation cut to `eval_user_sample` users either way."""
+    if config["data_store"]:
+        check_store_settings(config)
+        dataset = StoreDataset(config)
+        setting_checks.check_against_dataset(config, dataset)
+        return dataset, store_loaders(config, dataset)
+    dataset = create_dataset(config)
+    setting_checks.check_against_dataset(config, dataset)
+    horizon_split.use(dataset, config)
+    return dataset, user_sample.limit_eval_users(config, data_preparation(config, dataset))
+
+
+def check_store_settings(config):
+    """A store holds sequences split by leave-one-out: what it cannot serve fails before anything is read."""
+    if config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
+        raise ValueError(f"data_store: {config['model']} is not a sequential model; a sequence store serves "
+                         "sequential models (SRT, SASRec, BERT4Rec, ...)")
+    split, order = config["eval_args"]["split"], config["eval_args"]["order"]
+    if split != {"LS": "valid_and_test"} or order != "TO":
+        raise ValueError(f"data_store: a store is split by leave-one-out in time order; eval_args split {split} and "
+                         f"order {order} must be {{LS: valid_and_test}} and TO")
+    if (config["eval_horizon"] or 1) > 1:
+        raise ValueError(f"data_store: eval_horizon {config['eval_horizon']} is not served from a store (its "
+                         "split holds out one test item per user); evaluate the atomic files instead")
 
 
 def run_recbole(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, queue=None):
@@ -178,9 +209,7 @@ def load_data_and_model(model_file, trust_checkpoint=False):
     config = Config.from_checkpoint(checkpoint, model_file)
     init_seed(config["seed"], config["reproducibility"])
     start_run_log(config)
-    dataset = create_dataset(config)
-    horizon_split.use(dataset, config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
+    dataset, (train_data, valid_data, test_data) = load_data(config)
     model = build_model(config, train_data)
     model.load_state_dict(checkpoint["state_dict"])
     model.load_other_parameter(checkpoint.get("other_parameter"))

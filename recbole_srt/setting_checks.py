@@ -30,6 +30,7 @@ RULES = {
     "finetune_epochs_per_layer": (int, 0, True),
     "finetune_final_epochs": (int, 0, True),
     "eval_horizon": (int, 1, True),
+    "eval_user_sample": (int, 1, True),
     "item_id_hash_buckets": (int, 0, True),
     "item_id_hashes": (int, 1, True),
 }

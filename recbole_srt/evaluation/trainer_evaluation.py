@@ -10,6 +10,8 @@ from tqdm import tqdm
 
 from recbole_srt import distributed
 from recbole_srt.checkpoint import load_checkpoint
+from recbole_srt.data.store_dataset import training_item_counts
+from recbole_srt.data.store_loaders import StoreEvalLoader
 from recbole_srt.evaluation.candidates import CandidateSampler
 from recbole_srt.evaluation.horizon import HorizonEvaluation
 from recbole_srt.evaluation.ranking import positive_ranks, random_tie_break, topk_hits
@@ -46,14 +48,13 @@ class EvaluationMixin:
                                  "the checkpoint with load_data_and_model")
             self.model.eval()
             return HorizonEvaluation(self, eval_data, n_neg, horizon).run()
-        if n_neg is None and not distributed.is_distributed(self.config):
+        if n_neg is None and not distributed.is_distributed(self.config) and not isinstance(eval_data, StoreEvalLoader):
             return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
         return self._evaluate_users(eval_data, phase, n_neg, show_progress)
 
     def set_train_item_counts(self, train_data):
         """Popularity-sampled evaluation draws from training-split counts (fit() records them)."""
-        item_ids = train_data._dataset.inter_feat[self.config["ITEM_ID_FIELD"]]
-        self.train_item_counts = torch.bincount(item_ids, minlength=train_data._dataset.item_num)
+        self.train_item_counts = training_item_counts(train_data._dataset, self.config["ITEM_ID_FIELD"])
         self._candidate_samplers.clear()
 
     def candidate_sampler(self, n_items, n_neg, step=1):
@@ -92,7 +93,7 @@ class EvaluationMixin:
     def _evaluate_users(self, eval_data, phase, n_neg, show_progress):
         """Sampled evaluation (n_neg negatives), or RecBole's full sort in a distributed run, where each process
         takes its share of the users and the per-user results are gathered: metrics equal one process's."""
-        if not isinstance(eval_data, FullSortEvalDataLoader):
+        if not isinstance(eval_data, (FullSortEvalDataLoader, StoreEvalLoader)):
             raise ValueError(f"evaluation of phase '{phase}' (sampled, or in several processes) needs a full-sort or "
                              "sampledN mode in eval_args")
         unsupported = [m for m in self.config["metrics"] if not set(metric_information[m.lower()]) <= {"rec.topk"}]
@@ -103,7 +104,7 @@ class EvaluationMixin:
             )
         self.model.eval()
         self.tot_item_num = eval_data._dataset.item_num
-        if n_neg is None and self.item_tensor is None:  # RecBole's full sort scores through predict() without it
+        if n_neg is None and self.item_tensor is None and not isinstance(eval_data, StoreEvalLoader):  # RecBole's full sort scores through predict() without it
             self.item_tensor = eval_data._dataset.get_item_feature().to(self.device)
         is_distributed = distributed.is_distributed(self.config)
         batches = distributed.user_shard(eval_data) if is_distributed else eval_data

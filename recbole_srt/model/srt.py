@@ -15,6 +15,7 @@ from torch import nn
 
 from recbole_srt.data.item_sources import item_sources
 from recbole_srt.data.item_text import item_texts, token_table
+from recbole_srt.data.store_dataset import StoreDataset, training_item_counts
 from recbole_srt.data.tokenizer import load_tokenizer
 from recbole_srt.model.hashed_item_embedding import HashedItemEmbedding
 from recbole_srt.model.item_text_encoder import ItemTextEncoder
@@ -49,18 +50,11 @@ class SRT(SequentialRecommender):
         if isinstance(text_fields, str):
             text_fields = [text_fields]
         self.text_fields, self.text_normalization = list(text_fields), config["text_normalization"]
-        texts = item_texts(dataset, text_fields, config["text_normalization"])
-        corpus = [t for item in texts[1:] for t in item]
         pretrained = None
         if config["pretrained_model"]:
             pretrained = transfer.read(config["pretrained_model"], bool(config["trust_checkpoint"]))
             transfer.check_compatible(config, pretrained, config["pretrained_model"], text_fields)
-            self.tokenizer_proto = transfer.tokenizer_proto(pretrained)
-            tokenizer = spm.SentencePieceProcessor(model_proto=self.tokenizer_proto)
-        else:
-            tokenizer, self.tokenizer_proto = load_tokenizer(config, corpus)
-        tokens, truncated = token_table(tokenizer, texts, config["max_text_tokens"])
-        without_text = int((tokens[1:] == 0).all(dim=-1).all(dim=-1).sum())
+        tokenizer, tokens, truncated, without_text = self.item_text(config, dataset, pretrained)
         logger.info(
             f"SRT item text: fields {text_fields}, {self.n_items - 1} items, {without_text} without any text "
             f"(they use the learned empty-field vectors), {truncated} field values cut to {config['max_text_tokens']} tokens"
@@ -96,7 +90,7 @@ class SRT(SequentialRecommender):
 
         # Training-split popularity: the model is built on train_data's dataset, whose rows' targets are the
         # training positives only (no valid/test leakage).
-        counts = torch.bincount(dataset.inter_feat[self.ITEM_ID], minlength=self.n_items)
+        counts = training_item_counts(dataset, self.ITEM_ID)
         sources = self.negative_sources(config, dataset, logger)
         self.negative_sampler = NegativeSampler(
             sampling_probabilities(
@@ -122,6 +116,29 @@ class SRT(SequentialRecommender):
                 nn.init.zeros_(self.item_id_embedding.table.weight)
             logger.info(f"SRT weights and tokenizer from pretrained_model {config['pretrained_model']} "
                         f"(trained on {pretrained['config']['dataset']})")
+
+    def item_text(self, config, dataset, pretrained):
+        """(tokenizer, token table [n_items, fields, width], values cut, items without text). The tokenizer is the
+        pre-trained model's, else the dataset's (a store's own, or `tokenizer_model`, or one trained here)."""
+        if isinstance(dataset, StoreDataset):
+            self.tokenizer_proto = dataset.store.tokenizer_proto
+            if pretrained is not None and transfer.tokenizer_proto(pretrained) != self.tokenizer_proto:
+                raise ValueError(f"pretrained_model {config['pretrained_model']}: its tokenizer is not the one the "
+                                 f"store {dataset.store.path} was encoded with; convert the data again with "
+                                 "--tokenizer set to the pre-trained model's SentencePiece model")
+            tokens, truncated = dataset.item_token_table(self.text_fields, config["max_text_tokens"],
+                                                         self.text_normalization)
+            tokenizer = spm.SentencePieceProcessor(model_proto=self.tokenizer_proto)
+            return tokenizer, tokens, truncated, dataset.store.meta["items_without_text"]
+        texts = item_texts(dataset, self.text_fields, self.text_normalization)
+        if pretrained is not None:
+            self.tokenizer_proto = transfer.tokenizer_proto(pretrained)
+            tokenizer = spm.SentencePieceProcessor(model_proto=self.tokenizer_proto)
+        else:
+            tokenizer, self.tokenizer_proto = load_tokenizer(config, [t for item in texts[1:] for t in item])
+        tokens, truncated = token_table(tokenizer, texts, config["max_text_tokens"])
+        without_text = int((tokens[1:] == 0).all(dim=-1).all(dim=-1).sum())
+        return tokenizer, tokens, truncated, without_text
 
     def negative_sources(self, config, dataset, logger):
         """Per-item source indices when negatives are drawn within each item's source, else None (one catalog)."""
@@ -172,7 +189,7 @@ class SRT(SequentialRecommender):
 
     def encode_items(self, item_ids):
         """Each item's text through the encoder, plus its hashed id vector when `item_id_hash_buckets` is set."""
-        encoded = self.item_encoder(self.item_tokens[item_ids])
+        encoded = self.item_encoder(self.item_tokens[item_ids].long())
         if self.item_id_embedding is not None:
             encoded = encoded + self.item_id_embedding(item_ids)
         return encoded
