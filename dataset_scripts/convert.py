@@ -168,23 +168,24 @@ def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kco
             "tokenizer": tokenizer_info,
             "sources": source_counts(interactions, sources) if sources else None,
         }
-        with open(os.path.join(tmp_dir, f"{name}.stats.json"), "w") as f:
-            json.dump(stats, f, indent=2, sort_keys=True)
-            f.write("\n")
-        properties = _properties(name, final_dir, raw.text_fields, tokenizer_info["path"], store)
-        _write_properties(tmp_dir, name, final_dir, properties)
-        _move_into_place(tmp_dir, final_dir)
+        _write_and_move(tmp_dir, final_dir, name, stats,
+                        _properties(name, final_dir, raw.text_fields, tokenizer_info["path"], store))
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
     return stats
 
 
-def _write_properties(tmp_dir, name, final_dir, properties):
+def _write_and_move(tmp_dir, final_dir, name, stats, properties):
+    """NAME.stats.json and NAME.yaml written last, then the folder moved into place."""
+    with open(os.path.join(tmp_dir, f"{name}.stats.json"), "w") as f:
+        json.dump(stats, f, indent=2, sort_keys=True)
+        f.write("\n")
     with open(os.path.join(tmp_dir, f"{name}.yaml"), "w") as f:
         f.write(f"# RecBole properties for {name}, written by dataset_scripts.\n")
         f.write(f"# run_recbole --model=SRT --config_files={os.path.join(final_dir, name + '.yaml')}\n")
         yaml.safe_dump(properties, f, sort_keys=False, default_flow_style=None)
+    _move_into_place(tmp_dir, final_dir)
 
 
 def _streamed_store(inputs, name, output_dir, bad, text_fields, tokenizer, vocab_size, max_text_tokens):
@@ -193,12 +194,8 @@ def _streamed_store(inputs, name, output_dir, bad, text_fields, tokenizer, vocab
     try:
         stats = store_from_sequences(inputs, final_dir, tmp_dir, bad, text_fields, tokenizer, vocab_size,
                                      max_text_tokens)
-        with open(os.path.join(tmp_dir, f"{name}.stats.json"), "w") as f:
-            json.dump(stats, f, indent=2, sort_keys=True)
-            f.write("\n")
-        properties = _properties(name, final_dir, text_fields, stats["tokenizer"]["path"], True)
-        _write_properties(tmp_dir, name, final_dir, properties)
-        _move_into_place(tmp_dir, final_dir)
+        _write_and_move(tmp_dir, final_dir, name, stats,
+                        _properties(name, final_dir, text_fields, stats["tokenizer"]["path"], True))
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise

@@ -151,8 +151,9 @@ def _sequence_file(path, bad):
     return sequences
 
 
-def read_recbole_item_file(path, bad, text_fields):
-    """A RecBole atomic `.item` file (tab-separated, CSV quoting as pandas writes it): item_id -> text fields."""
+def recbole_item_rows(path, bad, text_fields):
+    """(line number, item id, [raw text or None per field]) of a RecBole atomic `.item` file (tab-separated, CSV
+    quoting as pandas writes it), streamed; malformed rows are skipped and counted."""
     with open_text(path) as f, reading(path, lambda: reader.line_num):
         reader = csv.reader(f, delimiter="\t")
         try:
@@ -165,20 +166,23 @@ def read_recbole_item_file(path, bad, text_fields):
         missing = [f for f in text_fields if f not in names]
         if missing:
             raise InputError(f"{path}: text field(s) {missing} not in the header {header} (choose with --text-fields)")
-        positions = [names.index(f) for f in text_fields]
-        id_position = names.index("item_id")
-        items, total = {}, 0
+        positions, id_position, total = [names.index(f) for f in text_fields], names.index("item_id"), 0
         for row in reader:
             total += 1
             if len(row) != len(header):
                 bad.skip(path, reader.line_num, f"{len(row)} fields instead of {len(header)}")
-                continue
-            if not all(is_text(value) for value in row):
+            elif not all(is_text(value) for value in row):
                 bad.skip(path, reader.line_num, "not utf-8 text")
-                continue
-            _keep_first(items, row[id_position], {f: _text_or_none(row[p]) for f, p in zip(text_fields, positions)},
-                        path, reader.line_num, bad)
+            else:
+                yield reader.line_num, row[id_position], [_text_or_none(row[p]) for p in positions]
     bad.seen(path, total)
+
+
+def read_recbole_item_file(path, bad, text_fields):
+    """A RecBole atomic `.item` file: item_id -> text fields."""
+    items = {}
+    for number, item, values in recbole_item_rows(path, bad, text_fields):
+        _keep_first(items, item, dict(zip(text_fields, values)), path, number, bad)
     return items
 
 

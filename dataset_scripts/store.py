@@ -9,7 +9,6 @@ encodes the text straight into the memory-mapped token array. Nothing holds the 
 things held are the id maps themselves.
 """
 
-import csv
 import logging
 import os
 import time
@@ -18,8 +17,8 @@ import numpy as np
 import pandas as pd
 import sentencepiece as spm
 
-from dataset_scripts.readers import _text_or_none
-from dataset_scripts.sources import InputError, find_file, is_text, open_text, reading
+from dataset_scripts.readers import recbole_item_rows
+from dataset_scripts.sources import BadLines, InputError, find_file, is_text, open_text, reading
 from recbole_srt.data import sequence_store
 from recbole_srt.data.item_text import normalize_text
 from recbole_srt.data.tokenizer import train_tokenizer
@@ -129,32 +128,6 @@ def store_from_table(folder, interactions, items, text_fields, tokenizer_proto, 
     _finish(folder, offsets, flat, n_items, encoder, tokenizer_proto, text_fields, "table")
 
 
-def _item_rows(path, bad, text_fields):
-    """(line number, item id, [raw text per field]) of a RecBole .item file, streamed."""
-    with open_text(path) as f, reading(path, lambda: reader.line_num):
-        reader = csv.reader(f, delimiter="\t")
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise InputError(f"{path}: empty item file (expected a header like item_id:token\\ttitle:token)")
-        names = [h.split(":")[0] for h in header]
-        if "item_id" not in names:
-            raise InputError(f"{path}: no item_id field in the header {header}")
-        missing = [f for f in text_fields if f not in names]
-        if missing:
-            raise InputError(f"{path}: text field(s) {missing} not in the header {header} (choose with --text-fields)")
-        positions, id_position, total = [names.index(f) for f in text_fields], names.index("item_id"), 0
-        for row in reader:
-            total += 1
-            if len(row) != len(header):
-                bad.skip(path, reader.line_num, f"{len(row)} fields instead of {len(header)}")
-            elif not all(is_text(value) for value in row):
-                bad.skip(path, reader.line_num, "not utf-8 text")
-            else:
-                yield reader.line_num, row[id_position], [_text_or_none(row[p]) for p in positions]
-    bad.seen(path, total)
-
-
 def _read_sequences(path, folder, bad):
     """Pass over the sequence file: (user ids in file order, lengths, item id -> first-seen code); the codes of
     every line go to `folder/codes.raw` (int32) as they are read."""
@@ -210,10 +183,11 @@ def _in_user_order(folder, raw_codes, file_offsets, lengths, order, n_codes):
     return offsets, items, new_id
 
 
-def _tokenizer_text(item_path, bad, text_fields, codes, sample):
+def _tokenizer_text(item_path, text_fields, codes, sample):
     """Normalized field values of up to `sample` items that occur in the interactions, for training the tokenizer."""
     text, seen = [], 0
-    for _, item, values in _item_rows(item_path, bad, text_fields):
+    # Bad lines are counted by the encoding pass, which reads every line: this one must not count them again.
+    for _, item, values in recbole_item_rows(item_path, BadLines(1.0), text_fields):
         if item in codes:
             text += [normalize_text(v) for v in values if v]
             seen += 1
@@ -254,7 +228,7 @@ def store_from_sequences(inputs, final_dir, tmp_dir, bad, text_fields, tokenizer
             proto = f.read()
         tokenizer_info = {"source": "given", "path": os.path.abspath(tokenizer)}
     else:
-        proto = train_tokenizer(_tokenizer_text(item_path, bad, text_fields, codes, TOKENIZER_SAMPLE), vocab_size)
+        proto = train_tokenizer(_tokenizer_text(item_path, text_fields, codes, TOKENIZER_SAMPLE), vocab_size)
         tokenizer_info = {"source": "trained", "path": os.path.join(final_dir, STORE_FOLDER, "tokenizer.model"),
                           "requested_vocab_size": vocab_size, "sample_items": TOKENIZER_SAMPLE, "extra_text": {}}
     encoder = TextEncoder(folder, proto, len(codes), len(text_fields), max_tokens)
@@ -262,7 +236,7 @@ def store_from_sequences(inputs, final_dir, tmp_dir, bad, text_fields, tokenizer
     described = np.zeros(len(codes) + 1, dtype=bool)
     n_described = 0
     progress = Progress("encoding item text (items)", len(codes))
-    for number, item, values in _item_rows(item_path, bad, text_fields):
+    for number, item, values in recbole_item_rows(item_path, bad, text_fields):
         code = codes.get(item)
         if code is None:
             continue

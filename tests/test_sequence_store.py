@@ -162,3 +162,19 @@ def test_a_user_on_two_lines_is_an_error(tmp_path, capsys):
     assert convert_main(["sequences", "--input", str(raw), "--name", "d", "--output-dir", str(tmp_path), "--store"]) == 2
     assert "1 users appear on more than one line (first: 'u3')" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "d")
+
+
+def test_streamed_conversion_counts_each_bad_item_line_once(tmp_path):
+    import gzip
+
+    raw = tmp_path / "raw"
+    assert synthetic_main(["--items", "40", "--users", "10", "--interactions", "60", "--output", str(raw)]) == 0
+    with gzip.open(raw / "synthetic.item.gz", "at") as f:
+        f.write("i999\tonly two fields\n")
+    assert convert_main(["sequences", "--input", str(raw), "--name", "d", "--output-dir", str(tmp_path), "--store",
+                         "--max-bad-fraction", "0.5"]) == 0
+    with open(tmp_path / "d" / "d.stats.json") as f:
+        stats = json.load(f)
+    (entry,) = stats["malformed_lines"].values()
+    assert (entry["bad"], entry["total"]) == (1, 41)
+    assert SequenceStore(str(tmp_path / "d" / "store")).n_items == 40
