@@ -7,7 +7,7 @@ For each size (interactions; users and items in the APD's proportions, 21M and 9
 dataset is generated (`dataset_scripts.synthetic`) and converted into a store (`--store`, streamed); every
 measurement then runs in a fresh process of its own, so its peak RSS (VmHWM) is its own:
 - generate / convert store (and convert atomic where the in-memory path is measured): wall time, peak RSS;
-- train store / train memory: SRT-1K L2-H2-D64 (length 50, batch 512) as run_recbole builds it: seconds from start
+- train store / train memory (/ train store in `--torchrun N` processes, each one's peak RSS): SRT-1K L2-H2-D64 (length 50, batch 512) as run_recbole builds it: seconds from start
   to the first training step, training steps per second, the loader's own batches per second with the model removed,
   peak RSS, and sampled10000 evaluation of `--eval-users` seeded users (`eval_user_sample`), seconds per user.
 Records are appended to a JSONL file as they come (a rerun skips what is there), then tabulated.
@@ -81,6 +81,7 @@ def train_measure(args, size, path):
     import torch
     import yaml
 
+    from recbole_srt import distributed
     from recbole_srt.quick_start import prepare
     from recbole_srt.trainer import SRTTrainer
 
@@ -94,13 +95,15 @@ def train_measure(args, size, path):
     config, dataset, (train, _, test), model = prepare("SRT", config_dict=settings)
     trainer = SRTTrainer(config, model)
     trainer.set_train_item_counts(train)
+    world = config["world_size"] if distributed.is_distributed(config) else 1
+    loss = trainer.distributed_model if world > 1 else trainer.loss_module
     model.train()
     batches = iter(train)
     step_times = []
     for index in range(STEPS + 1):
         batch = next(batches)
         trainer.optimizer.zero_grad(set_to_none=True)
-        trainer.loss_module(batch).backward()
+        loss(batch).backward()
         trainer.optimizer.step()
         step_times.append(time.perf_counter())
         if index == 0:
@@ -114,12 +117,18 @@ def train_measure(args, size, path):
     eval_start = time.perf_counter()
     result = trainer.evaluate(test, load_best_model=False)
     eval_seconds = time.perf_counter() - eval_start
-    return {"size": size, "measurement": f"train {path}", "n_items": model.n_items - 1,
+    peaks = [round(peak_rss_mb())]
+    if world > 1:
+        peaks = [None] * world
+        torch.distributed.all_gather_object(peaks, round(peak_rss_mb()))
+    return {"size": size, "measurement": f"train {path}" + (f", {world} processes" if world > 1 else ""),
+            "n_items": model.n_items - 1,
             "train_samples": train.sample_size, "first_step_seconds": round(first_step, 1),
             "steps_per_second": round(steps_per_second, 3), "loader_batches_per_second": round(loader_rate, 1),
             "loader_over_step_rate": round(loader_rate / steps_per_second, 1),
             "eval_users": test.sample_size, "eval_ms_per_user": round(eval_seconds / test.sample_size * 1000, 2),
-            "test_ndcg@5": result["ndcg@5"], "peak_rss_mb": round(peak_rss_mb()), "threads": args.threads}
+            "test_ndcg@5": result["ndcg@5"], "peak_rss_mb": max(peaks), "peak_rss_mb_per_process": peaks,
+            "threads": args.threads}
 
 
 def read(path):
@@ -134,7 +143,10 @@ def table(payload):
     for r in sorted(payload["records"], key=lambda r: (r["size"], r["measurement"])):
         detail = ""
         if r["measurement"].startswith("train"):
-            detail = (f"first step after {r['first_step_seconds']} s; {r['steps_per_second']} steps/s; loader alone "
+            per_process = r.get("peak_rss_mb_per_process", [])
+            detail = (f"peak RSS per process {', '.join(f'{p:,}' for p in per_process)} MB; " if len(per_process) > 1
+                      else "")
+            detail += (f"first step after {r['first_step_seconds']} s; {r['steps_per_second']} steps/s; loader alone "
                       f"{r['loader_batches_per_second']} batches/s ({r['loader_over_step_rate']}x the step rate); "
                       f"sampled10000 eval {r['eval_ms_per_user']} ms/user over {r['eval_users']:,} users "
                       f"({r['n_items']:,} items)")
@@ -155,23 +167,32 @@ def main():
     parser.add_argument("--eval-users", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--name", default="sequence_store_cpu")
+    parser.add_argument("--torchrun", type=int, default=0, metavar="N",
+                        help="also train from the store in N torchrun processes (each one's peak RSS is recorded)")
     parser.add_argument("--measure", nargs=2, metavar=("SIZE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(train_measure(args, int(args.measure[0]), args.measure[1])))
+        record = train_measure(args, int(args.measure[0]), args.measure[1])
+        if os.environ.get("RANK", "0") == "0":
+            print(json.dumps(record))
         return
     jsonl = os.path.join(RESULTS_DIR, f"{args.name}.jsonl")
     done = {(r["size"], r["measurement"]) for r in read(jsonl)}
     for size in args.sizes:
         records = prepared(args, size)
-        for path in ["store", "memory"] if size <= MEMORY_PATH_MAX else ["store"]:
-            if (size, f"train {path}") in done:
+        runs = [("train store", []), *([("train memory", [])] if size <= MEMORY_PATH_MAX else [])]
+        if args.torchrun > 1:
+            runs.append((f"train store, {args.torchrun} processes",
+                         ["-m", "torch.distributed.run", "--nproc_per_node", str(args.torchrun)]))
+        for what, launcher in runs:
+            if (size, what) in done:
                 continue
-            out = subprocess.run([sys.executable, __file__, "--measure", str(size), path, "--data-dir", args.data_dir,
-                                  "--eval-users", str(args.eval_users), "--threads", str(args.threads)],
+            path = "memory" if what == "train memory" else "store"
+            out = subprocess.run([sys.executable, *launcher, __file__, "--measure", str(size), path, "--data-dir",
+                                  args.data_dir, "--eval-users", str(args.eval_users), "--threads", str(args.threads)],
                                  cwd=REPO, capture_output=True, text=True)
             if out.returncode:
-                raise SystemExit(f"train {path} at {size} failed:\n{out.stderr[-3000:]}")
+                raise SystemExit(f"{what} at {size} failed:\n{out.stderr[-3000:]}")
             records.append(json.loads(out.stdout.strip().splitlines()[-1]))
         with open(jsonl, "a") as f:
             for record in records:

@@ -13,17 +13,23 @@ generated in about the memory its item sequence takes as int32 (330 MB) plus the
 import argparse
 import gzip
 import os
+import shutil
 import sys
 
 import numpy as np
 
+# Brands: one per 50 items, at most this many (a catalog of 9.9M items has 50,000 brands).
+MAX_BRANDS = 50_000
 # Values drawn or lines formatted per step: memory stays bounded at any size.
 CHUNK = 1 << 22
 SYLLABLES = ["ka", "lo", "mi", "ra", "to", "ne", "su", "vi", "de", "po", "ba", "xe", "qu", "ti", "zo", "an", "el", "or"]
+MAX_WORDS = len(SYLLABLES) ** 2 + len(SYLLABLES) ** 3 + len(SYLLABLES) ** 4
 
 
 def pseudo_words(rng, count):
-    """`count` distinct lower-case words of 2-4 syllables."""
+    """`count` distinct lower-case words of 2-4 syllables (at most MAX_WORDS exist)."""
+    if count > MAX_WORDS:
+        raise ValueError(f"pseudo_words: {count} words asked, but only {MAX_WORDS} of 2-4 syllables exist")
     words = set()
     while len(words) < count:
         n_syllables = rng.integers(2, 5, size=count)
@@ -67,7 +73,8 @@ def write_raw(folder, n_items, n_users, n_interactions, seed=0, zipf_exponent=1.
     rng = np.random.default_rng(seed)
     items = item_sequence(rng, n_items, n_interactions, zipf_exponent)
     ends = np.cumsum(user_lengths(rng, n_users, n_interactions))
-    os.makedirs(folder, exist_ok=True)
+    final, folder = folder, f"{folder.rstrip(os.sep)}.tmp-{os.getpid()}"
+    os.makedirs(folder)
     with gzip.open(os.path.join(folder, "user_sequence.txt.gz"), "wt", encoding="utf-8", compresslevel=1) as f:
         for first in range(0, n_users, CHUNK // 8):
             last = min(first + CHUNK // 8, n_users)
@@ -81,7 +88,8 @@ def write_raw(folder, n_items, n_users, n_interactions, seed=0, zipf_exponent=1.
             f.write("\n".join(lines) + "\n")
     del items
     words = rng.permutation(pseudo_words(rng, min(20_000, max(50, n_items // 10))))  # word rank != alphabetical
-    brands = np.array([w.capitalize() for w in pseudo_words(np.random.default_rng(seed + 1), max(10, n_items // 50))])
+    brands = np.array([w.capitalize() for w in pseudo_words(np.random.default_rng(seed + 1),
+                                                            min(MAX_BRANDS, max(10, n_items // 50)))])
     with gzip.open(os.path.join(folder, "synthetic.item.gz"), "wt", encoding="utf-8", compresslevel=1) as f:
         f.write("item_id:token\ttitle:token\tbrand:token\n")
         for first in range(0, n_items, CHUNK // 8):
@@ -91,6 +99,9 @@ def write_raw(folder, n_items, n_users, n_interactions, seed=0, zipf_exponent=1.
             item_brands = brands[rng.integers(0, len(brands), size=size)]
             f.write("".join(f"i{first + k}\t{' '.join(words[ids[:n]])}\t{brand}\n"
                             for k, (ids, n, brand) in enumerate(zip(word_ids, word_count, item_brands))))
+    if os.path.isdir(final):
+        shutil.rmtree(final)
+    os.rename(folder, final)  # complete files only: an interrupted run leaves its temporary folder, never `final`
 
 
 def main(argv=None):

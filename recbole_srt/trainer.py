@@ -99,6 +99,11 @@ class SRTTrainerMixin(EvaluationMixin):
             self.loss_module = torch.compile(self.loss_module, backend=config["compile_backend"] or "inductor",
                                              dynamic=False)
         if is_distributed:
+            # Buffers a checkpoint leaves out (SRT's token table, popularity) are rebuilt from the dataset alike in
+            # every process: broadcasting them would copy a store's whole token table, in a type gloo refuses.
+            persistent = set(self.loss_module.state_dict())
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                self.loss_module, [name for name, _ in self.loss_module.named_buffers() if name not in persistent])
             device_ids = [config["device"].index] if config["device"].type == "cuda" else None
             # Unused parameters (a model's branch a step does not take) must not stall the gradient reduction.
             self.distributed_model = DistributedDataParallel(self.loss_module, device_ids=device_ids,

@@ -178,3 +178,25 @@ def test_streamed_conversion_counts_each_bad_item_line_once(tmp_path):
     (entry,) = stats["malformed_lines"].values()
     assert (entry["bad"], entry["total"]) == (1, 41)
     assert SequenceStore(str(tmp_path / "d" / "store")).n_items == 40
+
+
+def test_two_torchrun_processes_train_from_one_store_and_the_checkpoint_reloads(beauty, tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from recbole_srt.quick_start import load_data_and_model
+    from recbole_srt.trainer import SRTTrainer
+
+    args = ["-m", "recbole_srt.cli", "--model=SRT", f"--config_files={beauty['beauty_store']}", "--epochs=1",
+            "--MAX_ITEM_LIST_LENGTH=10", "--hidden_size=16", "--inner_size=32", "--n_layers=1", "--n_heads=1",
+            "--train_batch_size=256", "--train_neg_count=20", "--gpu_id=''", f"--checkpoint_dir={tmp_path / 'saved'}"]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    (printed,) = re.findall(r"test result: (\{.*\})", done.stdout)
+    (checkpoint,) = (tmp_path / "saved").glob("SRT-*.pth")
+    config, model, dataset, _, _, test = load_data_and_model(str(checkpoint))
+    assert type(dataset).__name__ == "StoreDataset"
+    assert str(dict(SRTTrainer(config, model).evaluate(test, load_best_model=False))) == printed
