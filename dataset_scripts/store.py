@@ -168,7 +168,7 @@ def _in_user_order(folder, raw_codes, file_offsets, lengths, order, n_codes):
     progress = Progress("ordering users", n_users)
     for first in range(0, n_users, sequence_store.BLOCK_USERS):
         block = order[first : first + sequence_store.BLOCK_USERS]
-        positions = sequence_store._segment_positions(file_offsets[block], lengths[block])
+        positions = sequence_store.segment_positions(file_offsets[block], lengths[block])
         start = int(offsets[first + 1])
         values = np.asarray(raw_codes[positions])
         items[start : start + len(values)] = values

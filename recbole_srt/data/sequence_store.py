@@ -80,12 +80,12 @@ def count_training_targets(offsets, items, n_items):
         starts = np.asarray(offsets[first : first + BLOCK_USERS + 1], dtype=np.int64)
         lengths = np.diff(starts)
         per_user = training_targets(lengths)
-        positions = _segment_positions(starts[:-1] + 1, per_user)
+        positions = segment_positions(starts[:-1] + 1, per_user)
         counts += np.bincount(np.asarray(items[positions]), minlength=n_items + 1)
     return counts
 
 
-def _segment_positions(starts, counts):
+def segment_positions(starts, counts):
     """Concatenated ranges starts[i] .. starts[i] + counts[i] - 1."""
     total = int(counts.sum())
     within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
