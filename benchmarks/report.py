@@ -31,6 +31,7 @@ import quality  # noqa: E402
 import sequence_store  # noqa: E402
 import side_by_side  # noqa: E402
 import step_cost  # noqa: E402
+import text_match_baselines  # noqa: E402
 import tokenizer_coverage  # noqa: E402
 import train_cost  # noqa: E402
 import transfer_table4  # noqa: E402
@@ -50,6 +51,7 @@ JSON_TABLES = {
     "sequence_store_": sequence_store.table,
     "side_by_side_": side_by_side.table,
     "step_cost_": step_cost.table,
+    "text_match_baselines_": text_match_baselines.table,
     "tokenizer_coverage": tokenizer_coverage.table,
     "train_cost_": train_cost.table,
 }

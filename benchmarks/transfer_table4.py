@@ -68,10 +68,19 @@ VARIANTS = {
                 "settings": {"neg_sampling_scope": "source", "logq_correction": False}},
     "seven_categories": {"from": "target_text_tokenizer", "corpus": "seven_categories", "target_text": True,
                          "settings": {"neg_sampling_scope": "source"}},
+    # Scores from the candidate's text overlap with, and identity to, the recent history (catalog-independent
+    # weights); on the target too (`target_settings`, its own from-scratch row). 2 pre-training epochs, not 6, to fit
+    # a CPU session: two changes against seven_categories.
+    "history_match": {"from": "seven_categories", "corpus": "seven_categories", "target_text": True,
+                      "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256, "repeat_match": True},
+                      "target_settings": {"lexical_match_dim": 256, "repeat_match": True}, "pretrain_epochs": 2},
 }
-ROWS = ("zero_shot", "zero_shot_prior", "popularity", "scratch", "finetune_full", "finetune_full_scratch_epochs",
+ROWS = ("zero_shot", "zero_shot_prior", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
         "finetune_full_low_lr",
         "finetune_progressive", "scratch_pretraining_tokenizer", "sasrec")
+# Rows that start from the variant's pre-trained checkpoint (the others run without pre-training).
+PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "finetune_full", "finetune_full_scratch_epochs",
+                   "finetune_full_low_lr", "finetune_progressive"}
 
 
 def convert(raw_dir, data_dir, name, folders, tokenizer_text=()):
@@ -122,11 +131,14 @@ def run(args):
     target_yaml = convert(args.raw_dir, args.data_dir, target_dataset, [target_folder])
     tag = "" if args.variant == "baseline" else f" [{args.variant}]"
     for seed in args.seeds:
-        pretrained = run_one(f"SRT-1K pre-trained ({corpus_name}){tag}", "SRT", pretrain_yaml,
-                             {**common, **SRT_1K, **variant["settings"], "epochs": budget["pretrain_epochs"]},
-                             args.results, seed, needs_checkpoint=True)
+        checkpoint = None
+        if set(args.rows) & PRETRAINED_ROWS:
+            checkpoint = run_one(f"SRT-1K pre-trained ({corpus_name}){tag}", "SRT", pretrain_yaml,
+                                 {**common, **SRT_1K, **variant["settings"],
+                                  "epochs": variant.get("pretrain_epochs", budget["pretrain_epochs"])},
+                                 args.results, seed, needs_checkpoint=True)["checkpoint"]
         # Cheapest first, so that an interrupted session has committed the most rows.
-        transfer = {**common, **SRT_1K, "pretrained_model": pretrained["checkpoint"]}
+        transfer = {**common, **SRT_1K, "pretrained_model": checkpoint}
         rows = {
             "zero_shot": (f"SRT-1K zero-shot{tag}", "SRT", {**transfer, "epochs": 0}),
             # The target's popularity (its training-split counts) added to the scores: what a model trained on other
@@ -136,6 +148,9 @@ def run(args):
             "popularity": (f"popularity ({target} training counts only)", "SRT",
                            {**common, **SRT_1K, "epochs": 0, "popularity_prior": 1000.0}),
             "scratch": ("SRT-1K from scratch", "SRT", {**common, **SRT_1K, "epochs": budget["scratch_epochs"]}),
+            # The variant's own model settings on the target, from random weights: what its fine-tuning is against.
+            "scratch_variant": (f"SRT-1K from scratch{tag}", "SRT", {**common, **SRT_1K, **variant.get("target_settings", {}),
+                                                                     "epochs": budget["scratch_epochs"]}),
             "finetune_full": (f"SRT-1K fine-tuned (full){tag}", "SRT", {**transfer, "epochs": budget["finetune_epochs"]}),
             # The from-scratch row's number of epochs: the same budget for both.
             "finetune_full_scratch_epochs": (f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs){tag}", "SRT",

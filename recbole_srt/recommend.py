@@ -127,7 +127,8 @@ def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=
         seq = torch.zeros(len(chunk), int(lengths.max()), dtype=torch.long, device=device)
         for i, r in enumerate(chunk):
             seq[i, : len(r)] = torch.tensor(r, device=device)
-        scores = model.encode_sequence(catalog.embeddings[seq], lengths) @ catalog.embeddings.T
+        scores = model.with_repeats(model.encode_sequence(catalog.embeddings[seq], lengths) @ catalog.embeddings.T,
+                                    seq, lengths)
         if catalog.prior is not None:
             scores = scores + catalog.prior
         if exclude_history:

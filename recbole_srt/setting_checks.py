@@ -33,6 +33,7 @@ RULES = {
     "eval_user_sample": (int, 1, True),
     "item_id_hash_buckets": (int, 0, True),
     "item_id_hashes": (int, 1, True),
+    "lexical_match_dim": (int, 0, True),
 }
 # Probabilities: below 1 as well.
 BELOW_ONE = ("hidden_dropout_prob", "attn_dropout_prob")

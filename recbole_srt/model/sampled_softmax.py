@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 
-def sampled_softmax_loss(seq_output, pos_emb, neg_emb, pos_ids, neg_ids, log_q=None, temperature=1.0, neg_group=None):
+def sampled_softmax_loss(seq_output, pos_emb, neg_emb, pos_ids, neg_ids, log_q=None, temperature=1.0, neg_group=None,
+                         pos_extra=None, neg_extra=None):
     """Mean over the batch of -log softmax(positive | positive + negatives).
 
     seq_output, pos_emb: [B, H]; neg_emb: [N, H] (one set shared by the batch) or [B, N, H] (per sequence);
@@ -12,6 +13,7 @@ def sampled_softmax_loss(seq_output, pos_emb, neg_emb, pos_ids, neg_ids, log_q=N
     the positive's included. A negative that is the positive itself is masked out.
     With `neg_group` [B], neg_emb is [G, N, H] and neg_ids [G, N]: G shared sets (one per item source), sequence b
     contrasted with set neg_group[b] only.
+    pos_extra [B, 1], neg_extra [B, N]: scores added to the dot products (terms that are not one, e.g. repeat match).
     """
     # Logits in fp32 whatever the autocast precision: logQ corrections and the softmax need the range.
     pos_logits = (seq_output * pos_emb).sum(-1, keepdim=True).float() / temperature
@@ -25,6 +27,9 @@ def sampled_softmax_loss(seq_output, pos_emb, neg_emb, pos_ids, neg_ids, log_q=N
         neg_ids = neg_ids.unsqueeze(0).expand(len(pos_ids), -1)
     else:
         neg_logits = torch.bmm(neg_emb, seq_output.unsqueeze(-1)).squeeze(-1).float() / temperature
+    if pos_extra is not None:
+        pos_logits = pos_logits + pos_extra.float() / temperature
+        neg_logits = neg_logits + neg_extra.float() / temperature
     if log_q is not None:
         pos_logits = pos_logits - log_q[pos_ids].unsqueeze(-1)
         neg_logits = neg_logits - log_q[neg_ids]

@@ -18,6 +18,7 @@ from recbole_srt.data.item_text import item_texts, token_table
 from recbole_srt.data.store_dataset import StoreDataset, training_item_counts
 from recbole_srt.data.tokenizer import load_tokenizer
 from recbole_srt.model.hashed_item_embedding import HashedItemEmbedding
+from recbole_srt.model.history_match import LexicalMatch, RepeatMatch, inverse_document_frequency
 from recbole_srt.model.item_text_encoder import ItemTextEncoder
 from recbole_srt.model.negative_sampler import SCOPES, NegativeSampler, sampling_probabilities
 from recbole_srt.model.sampled_softmax import sampled_softmax_loss
@@ -74,6 +75,11 @@ class SRT(SequentialRecommender):
         buckets = config["item_id_hash_buckets"] or 0
         self.item_id_embedding = (HashedItemEmbedding(buckets, config["item_id_hashes"] or 2, self.hidden_size)
                                   if buckets else None)
+        # Off by default: scores from the candidate's text overlap with, and identity to, the recent history items.
+        lexical_dim = config["lexical_match_dim"] or 0
+        self.lexical_match = (LexicalMatch(inverse_document_frequency(tokens, tokenizer.get_piece_size()),
+                                           self.max_seq_length, lexical_dim) if lexical_dim else None)
+        self.repeat_match = RepeatMatch(self.max_seq_length) if config["repeat_match"] else None
         self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
         self.trm_encoder = TransformerEncoder(
             n_layers=config["n_layers"],
@@ -188,10 +194,14 @@ class SRT(SequentialRecommender):
         return self.encode_items(unique)[inverse]
 
     def encode_items(self, item_ids):
-        """Each item's text through the encoder, plus its hashed id vector when `item_id_hash_buckets` is set."""
-        encoded = self.item_encoder(self.item_tokens[item_ids].long())
+        """Each item's text through the encoder, plus its hashed id vector when `item_id_hash_buckets` is set, then
+        its lexical-match coordinates when `lexical_match_dim` is set: [..., hidden_size (+ fields x dim)]."""
+        tokens = self.item_tokens[item_ids].long()
+        encoded = self.item_encoder(tokens)
         if self.item_id_embedding is not None:
             encoded = encoded + self.item_id_embedding(item_ids)
+        if self.lexical_match is not None:
+            encoded = torch.cat([encoded, self.lexical_match.item_vectors(tokens)], dim=-1)
         return encoded
 
     def all_item_embeddings(self):
@@ -215,7 +225,10 @@ class SRT(SequentialRecommender):
         return self.encode_sequence(self.embed_items(item_seq), item_seq_len)
 
     def encode_sequence(self, item_emb, item_seq_len):
-        """item_emb [B, L, H] of a right-padded sequence -> the output at its last real position [B, H]."""
+        """item_emb [B, L, H (+ lexical)] of a right-padded sequence -> the output at its last real position [B, H],
+        followed by the lexical-match query when `lexical_match_dim` is set."""
+        lexical = item_emb[..., self.hidden_size :]
+        item_emb = item_emb[..., : self.hidden_size]
         length = item_emb.size(1)
         valid = torch.arange(length, device=item_emb.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
         x = item_emb + self.position_embedding(self.position_ids(item_seq_len, length))
@@ -224,8 +237,11 @@ class SRT(SequentialRecommender):
         causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=item_emb.device))
         allowed = causal.unsqueeze(0) & valid.unsqueeze(1)
         attention_mask = torch.where(allowed, 0.0, -10000.0).unsqueeze(1)
-        output = self.trm_encoder(x, attention_mask, output_all_encoded_layers=False)[-1]
-        return self.gather_indexes(output, item_seq_len - 1)
+        output = self.gather_indexes(self.trm_encoder(x, attention_mask, output_all_encoded_layers=False)[-1],
+                                     item_seq_len - 1)
+        if self.lexical_match is None:
+            return output
+        return torch.cat([output, self.lexical_match.query(lexical, item_seq_len)], dim=-1)
 
     def calculate_loss(self, interaction):
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
@@ -238,6 +254,10 @@ class SRT(SequentialRecommender):
         seq_len = item_seq.numel()
         seq_output = self.encode_sequence(emb[:seq_len].view(*item_seq.shape, -1), item_seq_len)
         pos_emb, neg_emb = emb[seq_len : seq_len + batch], emb[seq_len + batch :].view(*shape, -1)
+        pos_extra = neg_extra = None
+        if self.repeat_match is not None:
+            pos_extra = self.repeat_match(pos_ids.unsqueeze(1), item_seq, item_seq_len)
+            neg_extra = self.repeat_match(neg_ids if neg_group is None else neg_ids[neg_group], item_seq, item_seq_len)
         return sampled_softmax_loss(
             seq_output,
             pos_emb,
@@ -247,6 +267,8 @@ class SRT(SequentialRecommender):
             log_q=self.negative_sampler.log_q if self.logq_correction else None,
             temperature=self.temperature,
             neg_group=neg_group,
+            pos_extra=pos_extra,
+            neg_extra=neg_extra,
         )
 
     def with_prior(self, scores, item_ids=None):
@@ -256,14 +278,26 @@ class SRT(SequentialRecommender):
         prior = self.log_popularity if item_ids is None else self.log_popularity[item_ids]
         return scores + self.popularity_prior * prior
 
+    def with_repeats(self, scores, item_seq, item_seq_len, item_ids=None):
+        """Scores [B, C] of candidates item_ids [B, C] (None: [B, n_items], the catalog) plus the learned weights of
+        the recencies at which each candidate is in the history, when `repeat_match` is set."""
+        if self.repeat_match is None:
+            return scores
+        if item_ids is None:
+            return self.repeat_match.catalog_scores(scores, item_seq, item_seq_len)
+        return scores + self.repeat_match(item_ids, item_seq, item_seq_len)
+
     def predict(self, interaction):
-        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         item_ids = interaction[self.ITEM_ID]
-        return self.with_prior((seq_output * self.embed_items(item_ids)).sum(-1), item_ids)
+        scores = (self.forward(item_seq, item_seq_len) * self.embed_items(item_ids)).sum(-1)
+        scores = self.with_repeats(scores.unsqueeze(1), item_seq, item_seq_len, item_ids.unsqueeze(1)).squeeze(1)
+        return self.with_prior(scores, item_ids)
 
     def full_sort_predict(self, interaction):
-        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        return self.with_prior(seq_output @ self.all_item_embeddings().T)
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        scores = self.forward(item_seq, item_seq_len) @ self.all_item_embeddings().T
+        return self.with_prior(self.with_repeats(scores, item_seq, item_seq_len))
 
     def sampled_predict(self, interaction, candidates):
         """Scores [B, C] of candidate item ids [B, C], encoding each sequence once.
@@ -272,9 +306,11 @@ class SRT(SequentialRecommender):
         gathering [users, C, hidden] candidate vectors. Users are taken in groups that keep either within
         EVAL_SCORE_BUDGET floats, whatever the batch and catalog size.
         """
-        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        whole_catalog = not self.training and candidates.size(1) * self.hidden_size >= self.n_items
-        per_user = self.n_items if whole_catalog else candidates.size(1) * self.hidden_size
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        seq_output = self.forward(item_seq, item_seq_len)
+        width = seq_output.size(-1)
+        whole_catalog = not self.training and candidates.size(1) * width >= self.n_items
+        per_user = self.n_items if whole_catalog else candidates.size(1) * width
         rows = max(1, EVAL_SCORE_BUDGET // per_user)
         scores = []
         for seq, cand in zip(seq_output.split(rows), candidates.split(rows)):
@@ -282,4 +318,4 @@ class SRT(SequentialRecommender):
                 scores.append((seq @ self.all_item_embeddings().T).gather(1, cand))
             else:
                 scores.append(torch.bmm(self.embed_items(cand), seq.unsqueeze(-1)).squeeze(-1))
-        return self.with_prior(torch.cat(scores), candidates)
+        return self.with_prior(self.with_repeats(torch.cat(scores), item_seq, item_seq_len, candidates), candidates)

@@ -18,9 +18,12 @@ def check(config):
 
 
 def progressive_stages(model, config):
-    """[(description, parameters trained, epochs)]: top 1 layer, top 2 layers, ..., then everything."""
+    """[(description, parameters trained, epochs)]: top 1 layer, top 2 layers, ..., then everything. The
+    history-match weights (a few per recency, on top of the transformer) train in every stage."""
     layers = list(model.trm_encoder.layer)
-    stages = [(f"top {k} of {len(layers)} transformer layers", [p for layer in layers[-k:] for p in layer.parameters()],
+    head = [p for module in (model.lexical_match, model.repeat_match) if module is not None for p in module.parameters()]
+    stages = [(f"top {k} of {len(layers)} transformer layers",
+               [p for layer in layers[-k:] for p in layer.parameters()] + head,
                config["finetune_epochs_per_layer"]) for k in range(1, len(layers) + 1)]
     stages.append(("every parameter (token embeddings, adapter, positions too)", list(model.parameters()),
                    config["finetune_final_epochs"]))

@@ -12,9 +12,9 @@ from recbole_srt.checkpoint import load_checkpoint
 # Settings that decide the parameters' shapes or what they mean: they must be the checkpoint's.
 MUST_MATCH = ("n_layers", "n_heads", "hidden_size", "inner_size", "hidden_act", "token_embedding_size",
               "per_field_token_tables", "text_pooling", "text_normalization", "position_encoding",
-              "MAX_ITEM_LIST_LENGTH", "item_id_hash_buckets", "item_id_hashes")
+              "MAX_ITEM_LIST_LENGTH", "item_id_hash_buckets", "item_id_hashes", "lexical_match_dim", "repeat_match")
 # What a checkpoint written before a MUST_MATCH setting existed was trained with.
-BEFORE_THE_SETTING = {"item_id_hash_buckets": 0, "item_id_hashes": 2}
+BEFORE_THE_SETTING = {"item_id_hash_buckets": 0, "item_id_hashes": 2, "lexical_match_dim": 0, "repeat_match": False}
 
 
 def trained_value(trained, key):
