@@ -74,6 +74,10 @@ VARIANTS = {
     "history_match": {"from": "seven_categories", "corpus": "seven_categories", "target_text": True,
                       "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256, "repeat_match": True},
                       "target_settings": {"lexical_match_dim": 256, "repeat_match": True}, "pretrain_epochs": 2},
+    # The same heads for the Toys target, pre-trained on Games alone: one change against games_only.
+    "history_match_games": {"from": "games_only", "corpus": "games",
+                            "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256, "repeat_match": True},
+                            "target_settings": {"lexical_match_dim": 256, "repeat_match": True}},
 }
 ROWS = ("zero_shot", "zero_shot_prior", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
         "finetune_full_low_lr",

@@ -39,15 +39,17 @@ def srt_items_encoded(batch, length, negatives_per_step, n_items):
 
 
 def srt_train_step(batch, length, n_layers, hidden, inner, n_fields, max_tokens, token_size, neg_count,
-                   shared_negatives, n_items, negative_sets=1):
+                   shared_negatives, n_items, negative_sets=1, lexical_size=0):
     """`negative_sets`: shared sets drawn per step (one per item source when negatives stay within sources); every
-    sequence is scored against all of them and keeps its own source's."""
+    sequence is scored against all of them and keeps its own source's. `lexical_size`: the lexical-match coordinates
+    (fields x lexical_match_dim) the logits' dot products and the history's weighted sum add."""
     negatives_per_step = neg_count * negative_sets if shared_negatives else batch * neg_count
     scored = neg_count * negative_sets if shared_negatives else neg_count
     items = srt_items_encoded(batch, length, negatives_per_step, n_items)
     forward = (batch * transformer_forward(n_layers, hidden, inner, length)
                + items * text_encoder_forward(n_fields, max_tokens, token_size, hidden)
-               + 2 * hidden * batch * (scored + 1))  # logits: the positive and the negatives per sequence
+               + 2 * (hidden + lexical_size) * batch * (scored + 1)  # logits: the positive and the negatives
+               + 2 * lexical_size * batch * length)
     return 3 * forward
 
 
@@ -67,7 +69,8 @@ def train_step_flops(model, config, batch):
         return srt_train_step(**shape, n_fields=encoder.n_fields, max_tokens=model.item_tokens.size(-1),
                               token_size=encoder.token_embedding.embedding_dim, neg_count=model.train_neg_count,
                               shared_negatives=model.shared_negatives, n_items=model.n_items,
-                              negative_sets=model.negative_sampler.n_sources)
+                              negative_sets=model.negative_sampler.n_sources,
+                              lexical_size=model.lexical_match.size if model.lexical_match is not None else 0)
     if name == "SASRec":
         return sasrec_train_step(**shape, n_items=model.n_items, loss_type=config["loss_type"])
     return None
