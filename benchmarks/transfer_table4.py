@@ -5,6 +5,7 @@ NDCG@5 / HIT@5, the same candidates).
 
     python benchmarks/transfer_table4.py run [--budget cpu|paper] [--seeds 1 2]     # resumable: done runs skipped
     python benchmarks/transfer_table4.py run --variant within_source_negatives --rows zero_shot finetune_full
+    python benchmarks/transfer_table4.py run --seeds 2 --pretrain-seed 1 ...   # seed 2 fine-tuned from seed 1's
     python benchmarks/transfer_table4.py table     # prints the table, draws the figure beside the JSONL
 
 A variant changes the pre-training only, one thing against the variant it names in `from` (VARIANTS): negatives
@@ -79,11 +80,11 @@ VARIANTS = {
                             "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256, "repeat_match": True},
                             "target_settings": {"lexical_match_dim": 256, "repeat_match": True}},
 }
-ROWS = ("zero_shot", "zero_shot_prior", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
+ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
         "finetune_full_low_lr",
         "finetune_progressive", "scratch_pretraining_tokenizer", "sasrec")
 # Rows that start from the variant's pre-trained checkpoint (the others run without pre-training).
-PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "finetune_full", "finetune_full_scratch_epochs",
+PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "zero_shot_history_only", "finetune_full", "finetune_full_scratch_epochs",
                    "finetune_full_low_lr", "finetune_progressive"}
 
 
@@ -140,7 +141,7 @@ def run(args):
             checkpoint = run_one(f"SRT-1K pre-trained ({corpus_name}){tag}", "SRT", pretrain_yaml,
                                  {**common, **SRT_1K, **variant["settings"],
                                   "epochs": variant.get("pretrain_epochs", budget["pretrain_epochs"])},
-                                 args.results, seed, needs_checkpoint=True)["checkpoint"]
+                                 args.results, args.pretrain_seed or seed, needs_checkpoint=True)["checkpoint"]
         # Cheapest first, so that an interrupted session has committed the most rows.
         transfer = {**common, **SRT_1K, "pretrained_model": checkpoint}
         rows = {
@@ -149,6 +150,9 @@ def run(args):
             # catalogs cannot know. And that prior alone, as a baseline.
             "zero_shot_prior": (f"SRT-1K zero-shot + {target} popularity prior{tag}", "SRT",
                                 {**transfer, "epochs": 0, "popularity_prior": 1.0}),
+            # The pre-trained history-match weights alone: the transformer's scores are another catalog's knowledge.
+            "zero_shot_history_only": (f"SRT-1K zero-shot, history-match scores only{tag}", "SRT",
+                                       {**transfer, "epochs": 0, "history_match_only": True}),
             "popularity": (f"popularity ({target} training counts only)", "SRT",
                            {**common, **SRT_1K, "epochs": 0, "popularity_prior": 1000.0}),
             "scratch": ("SRT-1K from scratch", "SRT", {**common, **SRT_1K, "epochs": budget["scratch_epochs"]}),
@@ -236,6 +240,8 @@ def main():
     parser.add_argument("command", choices=["run", "table"])
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--pretrain-seed", type=int, default=None,
+                        help="start every seed's transfer rows from this seed's pre-training (default: their own)")
     parser.add_argument("--target", choices=list(TARGETS), default="beauty")
     parser.add_argument("--variant", choices=list(VARIANTS), default="baseline", help="pre-training variant")
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="rows to run (default all)")

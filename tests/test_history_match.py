@@ -134,3 +134,20 @@ def test_recommend_adds_the_same_history_scores_as_evaluation(fast_config):
         assert row[0][0] in history
         for item, score in row:
             assert score == pytest.approx(float(scores[dataset.token2id("item_id", item)]), abs=1e-4)
+
+
+def test_history_match_only_scores_are_the_history_terms_alone(fast_config):
+    _, model, (_, _, test) = build("SRT", "ml40", fast_config, **HISTORY_MATCH, history_match_only=True)
+    with torch.no_grad():
+        model.repeat_match.weight.normal_()
+    model.eval()
+    batch = next(iter(test))[0]
+    seq, lengths = batch["item_id_list"], batch["item_length"]
+    with torch.no_grad():
+        full = model.full_sort_predict(batch)
+        vectors = model.lexical_match.item_vectors(model.item_tokens)
+        expected = model.repeat_match.catalog_scores(model.lexical_match.query(vectors[seq], lengths) @ vectors.T,
+                                                     seq, lengths)
+    torch.testing.assert_close(full, expected)
+    with pytest.raises(ValueError, match="neither lexical_match_dim nor repeat_match is set"):
+        build("SRT", "ml40", fast_config, history_match_only=True)

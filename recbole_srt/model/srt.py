@@ -80,6 +80,12 @@ class SRT(SequentialRecommender):
         self.lexical_match = (LexicalMatch(inverse_document_frequency(tokens, tokenizer.get_piece_size()),
                                            self.max_seq_length, lexical_dim) if lexical_dim else None)
         self.repeat_match = RepeatMatch(self.max_seq_length) if config["repeat_match"] else None
+        # Zero-shot on a catalog the model never saw: what it learned about which items follow which is another
+        # catalog's, while the history-match weights carry over.
+        self.history_match_only = bool(config["history_match_only"])
+        if self.history_match_only and self.lexical_match is None and self.repeat_match is None:
+            raise ValueError("history_match_only: scores would be history-match terms only, but neither "
+                             "lexical_match_dim nor repeat_match is set")
         self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
         self.trm_encoder = TransformerEncoder(
             n_layers=config["n_layers"],
@@ -225,10 +231,14 @@ class SRT(SequentialRecommender):
         return self.encode_sequence(self.embed_items(item_seq), item_seq_len)
 
     def encode_sequence(self, item_emb, item_seq_len):
-        """item_emb [B, L, H (+ lexical)] of a right-padded sequence -> the output at its last real position [B, H],
-        followed by the lexical-match query when `lexical_match_dim` is set."""
+        """item_emb [B, L, H (+ lexical)] of a right-padded sequence -> the output at its last real position [B, H]
+        (zeros with `history_match_only`), followed by the lexical-match query when `lexical_match_dim` is set."""
         lexical = item_emb[..., self.hidden_size :]
         item_emb = item_emb[..., : self.hidden_size]
+        if self.history_match_only:
+            output = item_emb.new_zeros(len(item_seq_len), self.hidden_size)
+            return torch.cat([output, self.lexical_match.query(lexical, item_seq_len)], dim=-1) \
+                if self.lexical_match is not None else output
         length = item_emb.size(1)
         valid = torch.arange(length, device=item_emb.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
         x = item_emb + self.position_embedding(self.position_ids(item_seq_len, length))
