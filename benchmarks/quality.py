@@ -66,6 +66,8 @@ VARIANTS = {
     # Item-specific capacity of a fixed size (issue 24): a hashed item-id table summed with the text representation.
     "hashed_ids_2k": {"item_id_hash_buckets": 2048},
     "hashed_ids_64k": {"item_id_hash_buckets": 65536},
+    # Scores from the candidate's text overlap with, and identity to, the recent history items (issue 22).
+    "history_match": {"lexical_match_dim": 256, "repeat_match": True},
 }
 
 

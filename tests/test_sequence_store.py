@@ -70,7 +70,9 @@ def test_same_training_samples_and_evaluation_users(beauty):
 
 def test_same_model_same_metrics_both_ways(beauty, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    trained = run_recbole("SRT", config_file_list=[beauty["beauty_atomic"]], config_dict={**SMALL, "epochs": 1})
+    # With history match: its idf comes from the store's memory-mapped token table on one path.
+    trained = run_recbole("SRT", config_file_list=[beauty["beauty_atomic"]],
+                          config_dict={**SMALL, "epochs": 1, "lexical_match_dim": 64, "repeat_match": True})
     results = {}
     for name, extra in (("beauty_store", {}), ("beauty_atomic", {"data_store": None})):
         for model, settings in (("SRT", {"pretrained_model": trained["saved_model_file"]}),
