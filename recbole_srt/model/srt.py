@@ -231,14 +231,21 @@ class SRT(SequentialRecommender):
         return self.encode_sequence(self.embed_items(item_seq), item_seq_len)
 
     def encode_sequence(self, item_emb, item_seq_len):
-        """item_emb [B, L, H (+ lexical)] of a right-padded sequence -> the output at its last real position [B, H]
-        (zeros with `history_match_only`), followed by the lexical-match query when `lexical_match_dim` is set."""
+        """item_emb [B, L, H (+ lexical)] of a right-padded sequence -> the transformer's output at its last real
+        position [B, H] (zeros with `history_match_only`), followed by the lexical-match query when
+        `lexical_match_dim` is set."""
         lexical = item_emb[..., self.hidden_size :]
         item_emb = item_emb[..., : self.hidden_size]
         if self.history_match_only:
             output = item_emb.new_zeros(len(item_seq_len), self.hidden_size)
-            return torch.cat([output, self.lexical_match.query(lexical, item_seq_len)], dim=-1) \
-                if self.lexical_match is not None else output
+        else:
+            output = self.attend(item_emb, item_seq_len)
+        if self.lexical_match is None:
+            return output
+        return torch.cat([output, self.lexical_match.query(lexical, item_seq_len)], dim=-1)
+
+    def attend(self, item_emb, item_seq_len):
+        """The causal transformer over item_emb [B, L, H]; its output at each sequence's last real position."""
         length = item_emb.size(1)
         valid = torch.arange(length, device=item_emb.device).unsqueeze(0) < item_seq_len.unsqueeze(1)
         x = item_emb + self.position_embedding(self.position_ids(item_seq_len, length))
@@ -247,11 +254,8 @@ class SRT(SequentialRecommender):
         causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=item_emb.device))
         allowed = causal.unsqueeze(0) & valid.unsqueeze(1)
         attention_mask = torch.where(allowed, 0.0, -10000.0).unsqueeze(1)
-        output = self.gather_indexes(self.trm_encoder(x, attention_mask, output_all_encoded_layers=False)[-1],
-                                     item_seq_len - 1)
-        if self.lexical_match is None:
-            return output
-        return torch.cat([output, self.lexical_match.query(lexical, item_seq_len)], dim=-1)
+        output = self.trm_encoder(x, attention_mask, output_all_encoded_layers=False)[-1]
+        return self.gather_indexes(output, item_seq_len - 1)
 
     def calculate_loss(self, interaction):
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
