@@ -64,6 +64,12 @@ class LexicalMatch(nn.Module):
         self.dim = dim
         self.n_fields = idf.size(0)
         self.register_buffer("idf", idf, persistent=False)
+        # Each piece's bucket and sign, hashed once (padding, id 0, gets sign 0 and so adds nothing).
+        hashed = hash32(torch.arange(idf.size(1)))
+        self.register_buffer("bucket", hashed % dim, persistent=False)
+        sign = 1.0 - 2.0 * (hashed >> 31).float()
+        sign[0] = 0.0
+        self.register_buffer("sign", sign, persistent=False)
         # The last item counts most at first; training moves every weight.
         decay = 0.5 ** torch.arange(max_seq_length, dtype=torch.float)
         self.weight = nn.Parameter(decay.repeat(self.n_fields, 1))
@@ -76,13 +82,10 @@ class LexicalMatch(nn.Module):
         """tokens [..., fields, width] (0 = padding) -> [..., fields x dim]: per field the L2-normalised TF-IDF
         vector of its pieces, each piece hashed to one bucket with a sign (zeros for a field without text)."""
         tokens = tokens.long()
-        hashed = hash32(tokens)
-        bucket = hashed % self.dim
-        sign = 1.0 - 2.0 * (hashed >> 31).float()
         fields = torch.arange(self.n_fields, device=tokens.device).unsqueeze(-1)
-        values = self.idf[fields, tokens] * sign * (tokens > 0)
+        values = self.idf[fields, tokens] * self.sign[tokens]
         vectors = torch.zeros(*tokens.shape[:-1], self.dim, device=tokens.device)
-        vectors.scatter_add_(-1, bucket, values)
+        vectors.scatter_add_(-1, self.bucket[tokens], values)
         return F.normalize(vectors, dim=-1).flatten(-2)
 
     def query(self, item_vectors, item_seq_len):
