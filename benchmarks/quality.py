@@ -63,6 +63,9 @@ VARIANTS = {
     "popularity_smoothing_10": {"popularity_smoothing": 10.0},
     "uniform_negatives": {"neg_sampling_distribution": "uniform"},
     "no_logq": {"logq_correction": False},
+    # More negatives at (almost) the same cost (issue 24): four times as many drawn, or the batch's positives added.
+    "negatives_4k": {"train_neg_count": 4000},
+    "in_batch_negatives": {"in_batch_negatives": True},
     # Item-specific capacity of a fixed size (issue 24): a hashed item-id table summed with the text representation.
     "hashed_ids_2k": {"item_id_hash_buckets": 2048},
     "hashed_ids_64k": {"item_id_hash_buckets": 65536},

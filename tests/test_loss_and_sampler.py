@@ -5,7 +5,7 @@ import torch
 from scipy.stats import chisquare
 
 from helpers import build
-from recbole_srt.model.negative_sampler import NegativeSampler, sampling_probabilities
+from recbole_srt.model.negative_sampler import NegativeSampler, mixture_log_q, sampling_probabilities
 from recbole_srt.model.sampled_softmax import sampled_softmax_loss
 
 Q = torch.tensor([0.0, 0.1, 0.1, 0.2, 0.3, 0.3])
@@ -149,3 +149,45 @@ def test_catalog_scope_ignores_sources_and_a_bad_scope_is_named(fast_config):
     assert model.negative_sampler.n_sources == 1
     with pytest.raises(ValueError, match="neg_sampling_scope must be one of"):
         build("SRT", "two_sources", fast_config, neg_sampling_scope="category")
+
+
+def test_mixture_log_q_is_the_share_of_sampled_and_in_batch_candidates():
+    log_q, log_target = LOG_Q, torch.log(torch.tensor([0.0, 0.5, 0.0, 0.25, 0.25, 0.0]))
+    mixed = mixture_log_q(torch.tensor([1, 2, 3, 5]), log_q, log_target, neg_count=3, batch=1)
+    expected = torch.tensor([(3 * 0.1 + 0.5) / 4, (3 * 0.1) / 4, (3 * 0.2 + 0.25) / 4, (3 * 0.3) / 4]).log()
+    torch.testing.assert_close(mixed, expected)
+    # Sampled from the targets' own distribution, the in-batch positives change nothing.
+    torch.testing.assert_close(mixture_log_q(torch.arange(1, 6), LOG_Q, LOG_Q, neg_count=7, batch=5), LOG_Q[1:])
+
+
+def in_batch_losses(fast_config, pos_ids, shared, **overrides):
+    """SRT's loss on one ml40 batch, without and with in-batch negatives, from the same drawn negatives."""
+    losses = []
+    for in_batch in (False, True):
+        _, model, (train, _, _) = build("SRT", "ml40", fast_config, in_batch_negatives=in_batch, seed=3,
+                                        shared_negatives=shared, hidden_dropout_prob=0.0, attn_dropout_prob=0.0,
+                                        **overrides)
+        batch = next(iter(train))
+        if pos_ids is not None:
+            batch[model.POS_ITEM_ID] = torch.full_like(batch[model.POS_ITEM_ID], pos_ids)
+        torch.manual_seed(0)
+        losses.append(model.calculate_loss(batch))
+    return losses
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_in_batch_negatives_add_the_other_positives_to_every_softmax(fast_config, shared):
+    plain, mixed = in_batch_losses(fast_config, None, shared, logq_correction=False)
+    assert mixed > plain  # more (unmasked) negatives in every denominator
+    # When every sequence has the same positive, the in-batch candidates are all accidental hits: masked.
+    plain, mixed = in_batch_losses(fast_config, 7, shared, logq_correction=False)
+    torch.testing.assert_close(mixed, plain)
+
+
+def test_in_batch_negatives_train_and_refuse_source_scoped_negatives(fast_config):
+    _, model, (train, _, _) = build("SRT", "ml40", fast_config, in_batch_negatives=True)
+    loss = model.calculate_loss(next(iter(train)))
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    with pytest.raises(ValueError, match="in_batch_negatives.*neg_sampling_scope"):
+        build("SRT", "two_sources", fast_config, neg_sampling_scope="source", in_batch_negatives=True)

@@ -1,5 +1,7 @@
 """Negatives for the sampled softmax, drawn on the model's device, with the log-probabilities logQ needs."""
 
+import math
+
 import torch
 from torch import nn
 
@@ -28,6 +30,13 @@ def sampling_probabilities(item_counts, distribution="popularity", smoothing=1.0
         return weights / weights.sum()
     totals = torch.zeros(int(item_sources.max()) + 1, dtype=torch.float64).index_add_(0, item_sources, weights)
     return weights / totals[item_sources]
+
+
+def mixture_log_q(ids, log_q, log_target, neg_count, batch):
+    """log q of `ids` when a step's candidates are `neg_count` draws from q plus the batch's `batch` positives (mixed
+    negative sampling), which come from the training targets' distribution p: log((N q + B p) / (N + B))."""
+    return (torch.logaddexp(log_q[ids] + math.log(neg_count), log_target[ids] + math.log(batch))
+            - math.log(neg_count + batch))
 
 
 class NegativeSampler(nn.Module):

@@ -9,8 +9,9 @@ def sampled_softmax_loss(seq_output, pos_emb, neg_emb, pos_ids, neg_ids, log_q=N
     """Mean over the batch of -log softmax(positive | positive + negatives).
 
     seq_output, pos_emb: [B, H]; neg_emb: [N, H] (one set shared by the batch) or [B, N, H] (per sequence);
-    pos_ids [B], neg_ids [N] or [B, N]; log_q: log sampling probability per item id, subtracted from every logit,
-    the positive's included. A negative that is the positive itself is masked out.
+    pos_ids [B], neg_ids [N] or [B, N]; log_q: log sampling probability per item id (a tensor indexed by id, or a
+    function of the ids), subtracted from every logit, the positive's included. A negative that is the positive
+    itself is masked out.
     With `neg_group` [B], neg_emb is [G, N, H] and neg_ids [G, N]: G shared sets (one per item source), sequence b
     contrasted with set neg_group[b] only.
     pos_extra [B, 1], neg_extra [B, N]: scores added to the dot products (terms that are not one, e.g. repeat match).
@@ -31,8 +32,9 @@ def sampled_softmax_loss(seq_output, pos_emb, neg_emb, pos_ids, neg_ids, log_q=N
         pos_logits = pos_logits + pos_extra.float() / temperature
         neg_logits = neg_logits + neg_extra.float() / temperature
     if log_q is not None:
-        pos_logits = pos_logits - log_q[pos_ids].unsqueeze(-1)
-        neg_logits = neg_logits - log_q[neg_ids]
+        lookup = log_q.__getitem__ if torch.is_tensor(log_q) else log_q
+        pos_logits = pos_logits - lookup(pos_ids).unsqueeze(-1)
+        neg_logits = neg_logits - lookup(neg_ids)
     neg_logits = neg_logits.masked_fill(neg_ids == pos_ids.unsqueeze(-1), float("-inf"))
     logits = torch.cat([pos_logits, neg_logits], dim=1)
     target = torch.zeros(len(pos_ids), dtype=torch.long, device=logits.device)

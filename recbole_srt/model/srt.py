@@ -4,6 +4,7 @@ SASRec whose items are encoded from their text instead of looked up in an ID tab
 against popularity-drawn negatives with logQ correction.
 """
 
+import functools
 from logging import getLogger
 
 import sentencepiece as spm
@@ -20,7 +21,7 @@ from recbole_srt.data.tokenizer import load_tokenizer
 from recbole_srt.model.hashed_item_embedding import HashedItemEmbedding
 from recbole_srt.model.history_match import LexicalMatch, RepeatMatch, inverse_document_frequency
 from recbole_srt.model.item_text_encoder import ItemTextEncoder
-from recbole_srt.model.negative_sampler import SCOPES, NegativeSampler, sampling_probabilities
+from recbole_srt.model.negative_sampler import SCOPES, NegativeSampler, mixture_log_q, sampling_probabilities
 from recbole_srt.model.sampled_softmax import sampled_softmax_loss
 from recbole_srt.transfer import pretrained as transfer
 
@@ -44,6 +45,7 @@ class SRT(SequentialRecommender):
         if not isinstance(self.train_neg_count, int) or self.train_neg_count < 1:
             raise ValueError(f"train_neg_count must be a positive integer, got {self.train_neg_count!r}")
         self.shared_negatives = config["shared_negatives"]
+        self.in_batch_negatives = bool(config["in_batch_negatives"])
         self.logq_correction = config["logq_correction"]
         self.item_chunk_size = config["item_chunk_size"]
 
@@ -114,6 +116,14 @@ class SRT(SequentialRecommender):
             ),
             item_sources=sources,
         )
+        if self.in_batch_negatives:
+            if sources is not None:
+                raise ValueError("in_batch_negatives: the batch's positives come from every source, but "
+                                 "neg_sampling_scope 'source' keeps each positive's negatives within its own")
+            log_target = torch.full(counts.shape, float("-inf"))
+            seen = counts > 0
+            log_target[seen] = (counts[seen].double() / counts.sum()).log().float()
+            self.register_buffer("log_target", log_target, persistent=False)
         # Scores may add the catalog's own popularity: a model trained on other catalogs has not learned this one's.
         self.popularity_prior = float(config["popularity_prior"] or 0.0)
         frequency = (counts.double() + 1.0) / (counts.sum() + len(counts))
@@ -268,6 +278,18 @@ class SRT(SequentialRecommender):
         seq_len = item_seq.numel()
         seq_output = self.encode_sequence(emb[:seq_len].view(*item_seq.shape, -1), item_seq_len)
         pos_emb, neg_emb = emb[seq_len : seq_len + batch], emb[seq_len + batch :].view(*shape, -1)
+        log_q = self.negative_sampler.log_q if self.logq_correction else None
+        if self.in_batch_negatives:
+            # Mixed negative sampling: the batch's positives, already encoded, join every sequence's negatives (its
+            # own is masked as an accidental hit), and logQ becomes the mixture's.
+            if neg_ids.dim() == 1:
+                neg_ids, neg_emb = torch.cat([neg_ids, pos_ids]), torch.cat([neg_emb, pos_emb])
+            else:
+                neg_ids = torch.cat([neg_ids, pos_ids.expand(batch, -1)], dim=1)
+                neg_emb = torch.cat([neg_emb, pos_emb.expand(batch, -1, -1)], dim=1)
+            if log_q is not None:
+                log_q = functools.partial(mixture_log_q, log_q=log_q, log_target=self.log_target,
+                                          neg_count=self.train_neg_count, batch=batch)
         pos_extra = neg_extra = None
         if self.repeat_match is not None:
             pos_extra = self.repeat_match(pos_ids.unsqueeze(1), item_seq, item_seq_len)
@@ -278,7 +300,7 @@ class SRT(SequentialRecommender):
             neg_emb,
             pos_ids,
             neg_ids,
-            log_q=self.negative_sampler.log_q if self.logq_correction else None,
+            log_q=log_q,
             temperature=self.temperature,
             neg_group=neg_group,
             pos_extra=pos_extra,

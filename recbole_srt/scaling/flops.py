@@ -39,12 +39,13 @@ def srt_items_encoded(batch, length, negatives_per_step, n_items):
 
 
 def srt_train_step(batch, length, n_layers, hidden, inner, n_fields, max_tokens, token_size, neg_count,
-                   shared_negatives, n_items, negative_sets=1, lexical_size=0):
+                   shared_negatives, n_items, negative_sets=1, lexical_size=0, in_batch_negatives=False):
     """`negative_sets`: shared sets drawn per step (one per item source when negatives stay within sources); every
     sequence is scored against all of them and keeps its own source's. `lexical_size`: the lexical-match coordinates
-    (fields x lexical_match_dim) the logits' dot products and the history's weighted sum add."""
+    (fields x lexical_match_dim) the logits' dot products and the history's weighted sum add. `in_batch_negatives`:
+    every sequence is also scored against the batch's positives (encoded anyway)."""
     negatives_per_step = neg_count * negative_sets if shared_negatives else batch * neg_count
-    scored = neg_count * negative_sets if shared_negatives else neg_count
+    scored = (neg_count * negative_sets if shared_negatives else neg_count) + (batch if in_batch_negatives else 0)
     items = srt_items_encoded(batch, length, negatives_per_step, n_items)
     forward = (batch * transformer_forward(n_layers, hidden, inner, length)
                + items * text_encoder_forward(n_fields, max_tokens, token_size, hidden)
@@ -70,7 +71,8 @@ def train_step_flops(model, config, batch):
                               token_size=encoder.token_embedding.embedding_dim, neg_count=model.train_neg_count,
                               shared_negatives=model.shared_negatives, n_items=model.n_items,
                               negative_sets=model.negative_sampler.n_sources,
-                              lexical_size=model.lexical_match.size if model.lexical_match is not None else 0)
+                              lexical_size=model.lexical_match.size if model.lexical_match is not None else 0,
+                              in_batch_negatives=model.in_batch_negatives)
     if name == "SASRec":
         return sasrec_train_step(**shape, n_items=model.n_items, loss_type=config["loss_type"])
     return None
