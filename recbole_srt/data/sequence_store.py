@@ -136,7 +136,8 @@ class SequenceStore:
             if not os.path.isfile(file):
                 raise StoreError(f"data_store: {file} is missing")
             try:
-                array = np.load(file, mmap_mode="r")
+                # The token table becomes a torch tensor, which wants a writable array: copy-on-write, still shared.
+                array = np.load(file, mmap_mode="c" if name == "item_text" else "r")
             except ValueError as error:
                 raise StoreError(f"data_store: {file} is not a readable .npy array ({error})") from error
             shape = expected[name][0]

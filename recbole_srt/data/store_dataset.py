@@ -45,7 +45,7 @@ class StoreDataset:
         if normalization != meta["text_normalization"]:
             raise StoreError(f"text_normalization '{normalization}': the store {self.store.path} was encoded with "
                              f"'{meta['text_normalization']}'")
-        table = np.load(f"{self.store.path}/item_text.npy", mmap_mode="c")
+        table = self.store.item_text
         cut = meta["truncated"]
         if max_tokens > meta["max_text_tokens"] and cut:
             raise StoreError(f"max_text_tokens {max_tokens}: the store {self.store.path} kept "
