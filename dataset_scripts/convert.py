@@ -18,6 +18,7 @@ from dataset_scripts.combine import read_inputs, source_counts
 from dataset_scripts.filtering import deduplicate, kcore, sample_users
 from dataset_scripts.growth import catalog_growth, plot_growth
 from dataset_scripts.readers import READERS
+from dataset_scripts.resume import WorkFolder
 from dataset_scripts.sources import BadLines, InputError
 from dataset_scripts.store import STORE_FOLDER, store_from_sequences, store_from_table
 from recbole_srt.data.item_text import normalize_text
@@ -189,16 +190,22 @@ def _write_and_move(tmp_dir, final_dir, name, stats, properties):
 
 
 def _streamed_store(inputs, name, output_dir, bad, text_fields, tokenizer, vocab_size, max_text_tokens):
-    """DIR/NAME with a store, the statistics and the yaml only: a `sequences` input streamed (out of core)."""
-    final_dir, tmp_dir = _folders(output_dir, name)
+    """DIR/NAME with a store, the statistics and the yaml only: a `sequences` input streamed (out of core), in a work
+    folder that an interrupted run leaves for the next one to continue from (dataset_scripts.resume)."""
+    final_dir = os.path.abspath(os.path.join(output_dir, name))
+    work = WorkFolder(output_dir, name)
     try:
-        stats = store_from_sequences(inputs, final_dir, tmp_dir, bad, text_fields, tokenizer, vocab_size,
+        stats = store_from_sequences(inputs, final_dir, work, bad, text_fields, tokenizer, vocab_size,
                                      max_text_tokens)
-        _write_and_move(tmp_dir, final_dir, name, stats,
-                        _properties(name, final_dir, text_fields, stats["tokenizer"]["path"], True))
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    except ValueError:
+        work.discard()
         raise
+    except BaseException:
+        work.keep()
+        raise
+    work.complete()
+    _write_and_move(work.folder, final_dir, name, stats,
+                    _properties(name, final_dir, text_fields, stats["tokenizer"]["path"], True))
     return stats
 
 

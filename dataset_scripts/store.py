@@ -6,11 +6,13 @@ form the synthetic Amazon-scale data takes) streams instead: one pass over the f
 first-seen code and the codes appended to a file on disk, then numpy passes over blocks of users to put them in
 RecBole's order (users sorted by id, items numbered by first appearance), and a pass over the item file that
 encodes the text straight into the memory-mapped token array. Nothing holds the whole table in memory: the largest
-things held are the id maps themselves.
+things held are the id maps themselves. Each of those stages (read, order, tokenizer, text) is recorded when it ends,
+so a rerun after an interruption continues after the last one (`dataset_scripts.resume`).
 """
 
 import logging
 import os
+import shutil
 import time
 
 import numpy as np
@@ -18,6 +20,7 @@ import pandas as pd
 import sentencepiece as spm
 
 from dataset_scripts.readers import recbole_item_rows
+from dataset_scripts.resume import file_fingerprint
 from dataset_scripts.sources import BadLines, InputError, find_file, is_text, open_text, reading
 from recbole_srt.data import sequence_store
 from recbole_srt.data.item_text import normalize_text
@@ -25,6 +28,8 @@ from recbole_srt.data.tokenizer import train_tokenizer
 
 logger = logging.getLogger("dataset_scripts")
 STORE_FOLDER = "store"
+# Intermediate files of a streamed conversion's stages, inside its work folder; removed once it completes.
+STAGE_FOLDER = "stages"
 ENCODE_BATCH = 65536
 # Items whose text trains the tokenizer of a streamed conversion (SentencePiece needs a sample, not all of APD).
 TOKENIZER_SAMPLE = 1_000_000
@@ -196,41 +201,92 @@ def _tokenizer_text(item_path, text_fields, codes, sample):
     return sorted(t for t in text if t)
 
 
-def store_from_sequences(inputs, final_dir, tmp_dir, bad, text_fields, tokenizer, vocab_size, max_tokens):
-    """Stream a `sequences` dataset into `tmp_dir/store`; returns the statistics the conversion reports."""
-    sequence_path = find_file(inputs, ["user_sequence.txt.gz", "user_sequence.txt", "*.txt.gz", "*.txt"],
-                              "user sequences")
-    item_path = find_file(inputs, ["*.item.gz", "*.item"], "RecBole item (.item)")
-    folder = os.path.join(tmp_dir, STORE_FOLDER)
-    os.makedirs(folder)
-    users, lengths, codes = _read_sequences(sequence_path, folder, bad)
-    if not users:
-        raise InputError(f"{sequence_path}: no user with items")
-    users = np.asarray(users)
+def _write_lines(folder, name, tokens):
+    with open(os.path.join(folder, f"{name}.txt"), "w", encoding="utf-8") as f:
+        f.writelines(f"{token}\n" for token in tokens)
+
+
+def _read_lines(folder, name):
+    """A stage's id list back: for 'codes' the dict from item id to its first-seen code."""
+    with open(os.path.join(folder, f"{name}.txt"), encoding="utf-8") as f:
+        tokens = [line.rstrip("\n") for line in f]
+    return {token: code for code, token in enumerate(tokens)} if name == "codes" else tokens
+
+
+def _ordered(sequence_path, folder, stages, users, lengths, codes):
+    """The users in RecBole's order (sorted by id) and items renumbered: offsets, items, the id files and new_id
+    (first-seen code -> internal id, kept in `stages` for the text pass)."""
+    users = np.asarray(users if users is not None else _read_lines(stages, "users"))
     order = np.argsort(users, kind="stable")
     repeated = np.nonzero(users[order][1:] == users[order][:-1])[0]
     if len(repeated):
         raise InputError(f"{sequence_path}: {len(repeated)} users appear on more than one line (first: "
                          f"{users[order][repeated[0]]!r}); the sequences format holds one line per user")
-    raw_codes = np.memmap(os.path.join(folder, "codes.raw"), dtype=np.int32, mode="r")
+    raw_codes = np.memmap(os.path.join(stages, "codes.raw"), dtype=np.int32, mode="r")
     file_offsets = np.cumsum(lengths) - lengths
     offsets, items, new_id = _in_user_order(folder, raw_codes, file_offsets, lengths, order, len(codes))
     del raw_codes
-    os.remove(os.path.join(folder, "codes.raw"))
     sequence_store.write_ids(folder, "users", users[order])
     del users
     by_new_id = np.empty(len(codes), dtype=object)
     by_new_id[new_id - 1] = list(codes)
     sequence_store.write_ids(folder, "items", by_new_id)
-    del by_new_id
+    np.save(os.path.join(stages, "new_id.npy"), new_id)
+    return offsets, items, new_id
+
+
+def _tokenizer(tokenizer, item_path, text_fields, codes, vocab_size, final_dir):
+    """(SentencePiece model proto, what the statistics say of it): the given one, or one trained on item text."""
     if tokenizer:
         with open(tokenizer, "rb") as f:
-            proto = f.read()
-        tokenizer_info = {"source": "given", "path": os.path.abspath(tokenizer)}
+            return f.read(), {"source": "given", "path": os.path.abspath(tokenizer)}
+    proto = train_tokenizer(_tokenizer_text(item_path, text_fields, codes, TOKENIZER_SAMPLE), vocab_size)
+    return proto, {"source": "trained", "path": os.path.join(final_dir, STORE_FOLDER, "tokenizer.model"),
+                   "requested_vocab_size": vocab_size, "sample_items": TOKENIZER_SAMPLE, "extra_text": {}}
+
+
+def store_from_sequences(inputs, final_dir, work, bad, text_fields, tokenizer, vocab_size, max_tokens):
+    """Stream a `sequences` dataset into `work.folder/store`, stage by stage: a stage an interrupted run with the same
+    inputs and options finished is not done again (`dataset_scripts.resume`). Returns the conversion's statistics."""
+    sequence_path = find_file(inputs, ["user_sequence.txt.gz", "user_sequence.txt", "*.txt.gz", "*.txt"],
+                              "user sequences")
+    item_path = find_file(inputs, ["*.item.gz", "*.item"], "RecBole item (.item)")
+    work.start({"sequences": file_fingerprint(sequence_path), "items": file_fingerprint(item_path),
+                "tokenizer": file_fingerprint(tokenizer) if tokenizer else None, "text_fields": list(text_fields),
+                "vocab_size": vocab_size, "max_text_tokens": max_tokens, "max_bad_fraction": bad.max_fraction})
+    folder, stages = os.path.join(work.folder, STORE_FOLDER), os.path.join(work.folder, STAGE_FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    os.makedirs(stages, exist_ok=True)
+    if "read" in work.stages:
+        bad.files.update(work.stages["read"]["malformed"])
+        lengths, codes = np.load(os.path.join(stages, "lengths.npy")), _read_lines(stages, "codes")
+        users = None
     else:
-        proto = train_tokenizer(_tokenizer_text(item_path, text_fields, codes, TOKENIZER_SAMPLE), vocab_size)
-        tokenizer_info = {"source": "trained", "path": os.path.join(final_dir, STORE_FOLDER, "tokenizer.model"),
-                          "requested_vocab_size": vocab_size, "sample_items": TOKENIZER_SAMPLE, "extra_text": {}}
+        users, lengths, codes = _read_sequences(sequence_path, stages, bad)
+        if not users:
+            raise InputError(f"{sequence_path}: no user with items")
+        np.save(os.path.join(stages, "lengths.npy"), lengths)
+        _write_lines(stages, "codes", codes)
+        _write_lines(stages, "users", users)
+        work.finished("read", {"malformed": {path: bad.files[path] for path in bad.files}})
+    if "order" in work.stages:
+        offsets = np.load(os.path.join(folder, "offsets.npy"), mmap_mode="r")
+        items = np.load(os.path.join(folder, "items.npy"), mmap_mode="r")
+        new_id = np.load(os.path.join(stages, "new_id.npy"))
+    else:
+        offsets, items, new_id = _ordered(sequence_path, folder, stages, users, lengths, codes)
+        del users
+        work.finished("order")
+        os.remove(os.path.join(stages, "codes.raw"))
+    if "tokenizer" in work.stages:
+        with open(os.path.join(stages, "tokenizer.model"), "rb") as f:
+            proto = f.read()
+        tokenizer_info = work.stages["tokenizer"]
+    else:
+        proto, tokenizer_info = _tokenizer(tokenizer, item_path, text_fields, codes, vocab_size, final_dir)
+        with open(os.path.join(stages, "tokenizer.model"), "wb") as f:
+            f.write(proto)
+        work.finished("tokenizer", tokenizer_info)
     encoder = TextEncoder(folder, proto, len(codes), len(text_fields), max_tokens)
     tokenizer_info["vocab_size"] = encoder.processor.get_piece_size()
     described = np.zeros(len(codes) + 1, dtype=bool)
@@ -249,6 +305,7 @@ def store_from_sequences(inputs, final_dir, tmp_dir, bad, text_fields, tokenizer
         encoder.add(internal, [normalize_text(v) if v else None for v in values])
         progress.update(n_described)
     meta = _finish(folder, offsets, items, len(codes), encoder, proto, text_fields, "sequences (streamed)")
+    shutil.rmtree(stages)
     n_users, n_items, n_inter = len(offsets) - 2, len(codes), int(offsets[-1])
     return {
         "format": "sequences", "n_users": n_users, "n_items": n_items, "n_interactions": n_inter,

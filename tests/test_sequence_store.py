@@ -202,3 +202,73 @@ def test_two_torchrun_processes_train_from_one_store_and_the_checkpoint_reloads(
     config, model, dataset, _, _, test = load_data_and_model(str(checkpoint))
     assert type(dataset).__name__ == "StoreDataset"
     assert str(dict(SRTTrainer(config, model).evaluate(test, load_best_model=False))) == printed
+
+
+def synthetic_with_a_bad_line(folder):
+    import gzip
+
+    assert synthetic_main(["--items", "40", "--users", "12", "--interactions", "80", "--output", str(folder)]) == 0
+    with gzip.open(folder / "user_sequence.txt.gz", "at") as f:
+        f.write("u_without_items\n")
+
+
+def interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def store_files(dataset_folder):
+    store = dataset_folder / "store"
+    return {name: (store / name).read_bytes() for name in sorted(os.listdir(store))}
+
+
+def test_an_interrupted_streamed_conversion_continues_after_its_last_finished_stage(tmp_path, monkeypatch):
+    from dataset_scripts import store as store_module
+
+    raw = tmp_path / "raw"
+    synthetic_with_a_bad_line(raw)
+    args = ["sequences", "--input", str(raw), "--name", "d", "--store", "--max-bad-fraction", "0.5"]
+    assert convert_main([*args, "--output-dir", str(tmp_path / "straight")]) == 0
+    monkeypatch.setattr(store_module, "_tokenizer", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        convert_main([*args, "--output-dir", str(tmp_path / "out")])
+    work = tmp_path / "out" / ".d.partial"
+    with open(work / "progress.json") as f:
+        assert list(json.load(f)["stages"]) == ["read", "order"]
+    assert not (tmp_path / "out" / "d").exists()
+
+    monkeypatch.undo()
+    monkeypatch.setattr(store_module, "_read_sequences", lambda *_: pytest.fail("the finished read stage ran again"))
+    monkeypatch.setattr(store_module, "_ordered", lambda *_: pytest.fail("the finished order stage ran again"))
+    assert convert_main([*args, "--output-dir", str(tmp_path / "out")]) == 0
+    assert not work.exists()
+    assert store_files(tmp_path / "out" / "d") == store_files(tmp_path / "straight" / "d")
+    stats = [json.loads((tmp_path / run / "d" / "d.stats.json").read_text()) for run in ("straight", "out")]
+    assert stats[1]["malformed_lines"] == stats[0]["malformed_lines"] != {}  # counted in the stage that was kept
+    assert {k: v for k, v in stats[1].items() if k not in ("store", "tokenizer")} == \
+        {k: v for k, v in stats[0].items() if k not in ("store", "tokenizer")}
+
+
+def test_changed_inputs_start_the_conversion_over_and_one_folder_takes_one_conversion(tmp_path, monkeypatch):
+    import gzip
+
+    from dataset_scripts import store as store_module
+    from dataset_scripts.resume import WorkFolder
+    from dataset_scripts.sources import InputError
+
+    raw = tmp_path / "raw"
+    synthetic_with_a_bad_line(raw)
+    args = ["sequences", "--input", str(raw), "--name", "d", "--output-dir", str(tmp_path), "--store",
+            "--max-bad-fraction", "0.5"]
+    monkeypatch.setattr(store_module, "_tokenizer", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        convert_main(args)
+    monkeypatch.undo()
+    with gzip.open(raw / "user_sequence.txt.gz", "at") as f:
+        f.write("u_new i1 i2 i3\n")
+    assert convert_main(args) == 0
+    assert SequenceStore(str(tmp_path / "d" / "store")).ids("users")[-1] == "u_new"
+
+    first = WorkFolder(tmp_path, "e")
+    with pytest.raises(InputError, match="another conversion is writing .*\\.e\\.partial"):
+        WorkFolder(tmp_path, "e")
+    first.discard()
