@@ -221,11 +221,18 @@ class SRT(SequentialRecommender):
         return encoded
 
     def all_item_embeddings(self):
-        """[n_items, H]; cached in eval mode (train() drops it, so new weights are always used)."""
+        """[n_items, H]; cached in eval mode (train() drops it, so new weights are always used). Chunks are written
+        into one table as they are encoded, so the catalog's vectors are held once, not twice as concatenating
+        them would (2.5 GB at 9.9M items, hidden 64)."""
         if self._item_cache is not None:
             return self._item_cache
-        ids = torch.arange(self.n_items, device=self.item_tokens.device)
-        table = torch.cat([self.encode_items(chunk) for chunk in ids.split(self.item_chunk_size)])
+        table = None
+        for start in range(0, self.n_items, self.item_chunk_size):
+            ids = torch.arange(start, min(start + self.item_chunk_size, self.n_items), device=self.item_tokens.device)
+            encoded = self.encode_items(ids)
+            if table is None:
+                table = encoded.new_empty(self.n_items, encoded.size(-1))
+            table[start : start + len(ids)] = encoded
         if not self.training:
             self._item_cache = table
         return table
