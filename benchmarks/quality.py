@@ -161,20 +161,29 @@ def table(records):
 
 
 def headline(records):
-    """SRT-1K against SASRec-CE per dataset, default settings, same budget: the front page's table."""
+    """SRT-1K (defaults, and with history match) against SASRec-CE per dataset, same budget: the front page's table."""
     rows = []
     for dataset in sorted({r["dataset"] for r in records}):
-        runs = {label: [r for r in records if r["dataset"] == dataset and r["label"] == label
-                        and r["variant"] == "default"] for label in ("SASRec-CE", "SRT-1K")}
-        if not all(runs.values()):
+        runs = {(label, variant): [r for r in records if r["dataset"] == dataset and r["label"] == label
+                                   and r["variant"] == variant]
+                for label, variant in (("SASRec-CE", "default"), ("SRT-1K", "default"), ("SRT-1K", "history_match"))}
+        baseline, srt, matched = runs.values()
+        if not (baseline and srt):
             continue
-        means = {label: statistics.mean(r["test"]["ndcg@5"] for r in rs) for label, rs in runs.items()}
-        unfinished = any(r["stopped_by"].startswith("time") for rs in runs.values() for r in rs)
-        rows.append([dataset, cell([r["test"]["ndcg@5"] for r in runs["SASRec-CE"]]),
-                     cell([r["test"]["ndcg@5"] for r in runs["SRT-1K"]]),
-                     f"{means['SRT-1K'] / means['SASRec-CE']:.2f}x" + (" *" if unfinished else ""),
-                     f"{len(runs['SASRec-CE'])} / {len(runs['SRT-1K'])}"])
-    header = ["dataset", "SASRec-CE test NDCG@5", "SRT-1K test NDCG@5", "SRT-1K / SASRec-CE", "seeds"]
+        means = {key: statistics.mean(r["test"]["ndcg@5"] for r in rs) for key, rs in runs.items() if rs}
+
+        def ratio(key):
+            unfinished = any(r["stopped_by"].startswith("time") for r in baseline + runs[key])
+            return f"{means[key] / means[('SASRec-CE', 'default')]:.2f}x" + (" *" if unfinished else "")
+
+        with_match = ("SRT-1K", "history_match")
+        rows.append([dataset, cell([r["test"]["ndcg@5"] for r in baseline]), cell([r["test"]["ndcg@5"] for r in srt]),
+                     ratio(("SRT-1K", "default")),
+                     cell([r["test"]["ndcg@5"] for r in matched]) if matched else "not run",
+                     ratio(with_match) if matched else "",
+                     f"{len(baseline)} / {len(srt)} / {len(matched)}"])
+    header = ["dataset", "SASRec-CE test NDCG@5", "SRT-1K test NDCG@5", "SRT-1K / SASRec-CE",
+              "SRT-1K + history match", "+ history match / SASRec-CE", "seeds"]
     return markdown_table(header, rows)
 
 
