@@ -9,7 +9,9 @@ measurement then runs in a fresh process of its own, so its peak RSS (VmHWM) is 
 - generate / convert store (and convert atomic where the in-memory path is measured): wall time, peak RSS;
 - train store / train memory (/ train store in `--torchrun N` processes, each one's peak RSS): SRT-1K L2-H2-D64 (length 50, batch 512) as run_recbole builds it: seconds from start
   to the first training step, training steps per second, the loader's own batches per second with the model removed,
-  peak RSS, and sampled10000 evaluation of `--eval-users` seeded users (`eval_user_sample`), seconds per user.
+  peak RSS, and sampled10000 evaluation of `--eval-users` seeded users (`eval_user_sample`), seconds per user;
+- stream epoch (`--stream-epoch`): every training batch of one epoch cut from the store with no model, the samples
+  counted against the epoch's size, wall time and peak RSS.
 Records are appended to a JSONL file as they come (a rerun skips what is there), then tabulated.
 """
 
@@ -131,6 +133,31 @@ def train_measure(args, size, path):
             "threads": args.threads}
 
 
+def stream_epoch(args, size):
+    """In this process: one whole epoch of training batches from the store, no model."""
+    import torch
+    import yaml
+
+    from recbole_srt.quick_start import prepare
+
+    torch.set_num_threads(args.threads)
+    name = f"apd_{size}"
+    with open(os.path.join(args.data_dir, name, f"{name}.yaml")) as f:
+        settings = yaml.safe_load(f)
+    settings.update(MODEL, state="WARNING", show_progress=False, checkpoint_dir=os.path.join(args.data_dir, "saved"))
+    _, _, (train, _, _), _ = prepare("SRT", config_dict=settings)
+    start = time.perf_counter()
+    batches = samples = 0
+    for batch in train:
+        batches += 1
+        samples += len(batch)
+    seconds = time.perf_counter() - start
+    if samples != train.sample_size:
+        raise SystemExit(f"stream epoch at {size}: {samples} samples streamed, the epoch has {train.sample_size}")
+    return {"size": size, "measurement": "stream epoch", "seconds": round(seconds, 1), "batches": batches,
+            "samples": samples, "peak_rss_mb": round(peak_rss_mb())}
+
+
 def read(path):
     if not os.path.exists(path):
         return []
@@ -142,6 +169,11 @@ def table(payload):
     rows = []
     for r in sorted(payload["records"], key=lambda r: (r["size"], r["measurement"])):
         detail = ""
+        if r["measurement"] == "stream epoch":
+            detail = (f"{r['samples']:,} training samples in {r['batches']:,} batches of {MODEL['train_batch_size']}, "
+                      f"no model ({r['batches'] / r['seconds']:.0f} batches/s)")
+            rows.append([f"{r['size']:,}", r["measurement"], r["seconds"], f"{r['peak_rss_mb']:,}", detail])
+            continue
         if r["measurement"].startswith("train"):
             per_process = r.get("peak_rss_mb_per_process", [])
             detail = (f"peak RSS per process {', '.join(f'{p:,}' for p in per_process)} MB; " if len(per_process) > 1
@@ -169,10 +201,13 @@ def main():
     parser.add_argument("--name", default="sequence_store_cpu")
     parser.add_argument("--torchrun", type=int, default=0, metavar="N",
                         help="also train from the store in N torchrun processes (each one's peak RSS is recorded)")
+    parser.add_argument("--stream-epoch", action="store_true",
+                        help="also stream one whole epoch of training batches from the store, no model")
     parser.add_argument("--measure", nargs=2, metavar=("SIZE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        record = train_measure(args, int(args.measure[0]), args.measure[1])
+        size, path = int(args.measure[0]), args.measure[1]
+        record = stream_epoch(args, size) if path == "stream" else train_measure(args, size, path)
         if os.environ.get("RANK", "0") == "0":
             print(json.dumps(record))
         return
@@ -184,10 +219,12 @@ def main():
         if args.torchrun > 1:
             runs.append((f"train store, {args.torchrun} processes",
                          ["-m", "torch.distributed.run", "--nproc_per_node", str(args.torchrun)]))
+        if args.stream_epoch:
+            runs.append(("stream epoch", []))
         for what, launcher in runs:
             if (size, what) in done:
                 continue
-            path = "memory" if what == "train memory" else "store"
+            path = {"train memory": "memory", "stream epoch": "stream"}.get(what, "store")
             out = subprocess.run([sys.executable, *launcher, __file__, "--measure", str(size), path, "--data-dir",
                                   args.data_dir, "--eval-users", str(args.eval_users), "--threads", str(args.threads)],
                                  cwd=REPO, capture_output=True, text=True)
