@@ -23,6 +23,7 @@ sys.path.insert(0, BENCHMARKS)
 import bad_inputs  # noqa: E402
 import candidate_speed  # noqa: E402
 import catalog_scale  # noqa: E402
+import columnar_read  # noqa: E402
 import distributed_throughput  # noqa: E402
 import epoch_loop  # noqa: E402
 import eval_speed  # noqa: E402
@@ -44,6 +45,7 @@ JSON_TABLES = {
     "bad_inputs": bad_inputs.table,
     "candidate_speed_": candidate_speed.table,
     "catalog_scale_": catalog_scale.table,
+    "columnar_read_": columnar_read.table,
     "distributed_throughput_": distributed_throughput.table,
     "epoch_loop_": epoch_loop.table,
     "eval_speed_": eval_speed.table,
