@@ -59,7 +59,10 @@ class WorkFolder:
         for entry in os.listdir(self.folder):
             if entry != LOCK:
                 target = os.path.join(self.folder, entry)
-                shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+                if os.path.isdir(target):
+                    shutil.rmtree(target)
+                else:
+                    os.remove(target)
         self.stages = {}
         self._write()
 

@@ -6,8 +6,8 @@ form the synthetic Amazon-scale data takes) streams instead: one pass over the f
 first-seen code and the codes appended to a file on disk, then numpy passes over blocks of users to put them in
 RecBole's order (users sorted by id, items numbered by first appearance), and a pass over the item file that
 encodes the text straight into the memory-mapped token array. Nothing holds the whole table in memory: the largest
-things held are the id maps themselves. Each of those stages (read, order, tokenizer, text) is recorded when it ends,
-so a rerun after an interruption continues after the last one (`dataset_scripts.resume`).
+things held are the id maps themselves. The stages before the text pass (read, order, tokenizer) are recorded as they
+end, so a rerun after an interruption continues after the last one (`dataset_scripts.resume`).
 """
 
 import logging
