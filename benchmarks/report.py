@@ -92,7 +92,7 @@ def jsonl_pages():
         yield stem, page(stem, files, quality.table(records)), []
     for name in sorted(n for n in os.listdir(RESULTS) if n.startswith("transfer_table4_") and n.endswith(".jsonl")):
         stem = os.path.splitext(name)[0]
-        body = transfer_table4.table(read_records(os.path.join(RESULTS, name)), transfer_table4.target_of(name))
+        body = transfer_table4.page_body(os.path.join(RESULTS, name))
         figures = [f"{stem}.png"] if os.path.isfile(os.path.join(RESULTS, f"{stem}.png")) else []
         yield stem, page(stem, [name], body, figures), figures
 

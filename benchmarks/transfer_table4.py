@@ -7,6 +7,8 @@ NDCG@5 / HIT@5, the same candidates).
     python benchmarks/transfer_table4.py run --variant within_source_negatives --rows zero_shot finetune_full
     python benchmarks/transfer_table4.py run --seeds 2 --pretrain-seed 1 ...   # seed 2 fine-tuned from seed 1's
     python benchmarks/transfer_table4.py table     # prints the table, draws the figure beside the JSONL
+    python benchmarks/transfer_table4.py run --variant history_match --pretrained pretrained/NAME/NAME.pth \
+        --target-users 0.1 --rows scratch_variant finetune_full_scratch_epochs   # where does pre-training pay?
 
 A variant changes the pre-training only, one thing against the variant it names in `from` (VARIANTS): negatives
 within each source, the target's item text in the tokenizer, no logQ correction, the corpus. Its pre-trained,
@@ -15,6 +17,12 @@ zero-shot and fine-tuned rows carry its name; the from-scratch and popularity ro
 Datasets are converted from ../shared/datasets/raw into --data_dir first (the corpus's categories combined into one
 pre-training dataset with one tokenizer; the target with its own for the from-scratch runs; the fine-tuned runs use
 the checkpoint's, as `pretrained_model` requires). Every run appends one JSON line to --results.
+
+`--target-users F` trains and tests on a seeded sample of a fraction F of the target's users (nested across
+fractions, the target's tokenizer), into transfer_table4[_<target>]_data_size_<budget>.jsonl: the smaller the
+target's log, the more a pre-trained model should be worth. Its table and figure put each row's fractions side by
+side, the full target's runs (from the file without `_data_size`) as 100%. `--pretrained` starts the pre-trained
+rows from a checkpoint or release of the variant's pre-training (the shipped one) instead of pre-training again.
 """
 
 import argparse
@@ -28,7 +36,7 @@ import yaml
 
 from common import RESULTS_DIR, machine, markdown_table
 from recbole_srt.scaling.records import append_record, read_records
-from recbole_srt.scaling.sweep import settings_hash
+from recbole_srt.scaling.sweep import settings_hash, user_sample_dataset
 
 # The paper's Table 4 (Beauty): its fine-tuned model is progressive + EWC after pre-training on other categories.
 PAPER = {"SRT-1K from scratch": (0.0360, 0.0611), "SRT-1K fine-tuned (progressive + EWC 100)": (0.0405, 0.0645)}
@@ -81,11 +89,13 @@ VARIANTS = {
                             "target_settings": {"lexical_match_dim": 256, "repeat_match": True}},
 }
 ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
-        "finetune_full_low_lr",
+        "finetune_gated", "scratch_gated", "finetune_full_low_lr",
         "finetune_progressive", "scratch_pretraining_tokenizer", "sasrec")
 # Rows that start from the variant's pre-trained checkpoint (the others run without pre-training).
+# The seed of --target-users samples: one nested sample per fraction for every row and run.
+USER_SAMPLE_SEED = 2020
 PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "zero_shot_history_only", "finetune_full", "finetune_full_scratch_epochs",
-                   "finetune_full_low_lr", "finetune_progressive"}
+                   "finetune_gated", "finetune_full_low_lr", "finetune_progressive"}
 
 
 def convert(raw_dir, data_dir, name, folders, tokenizer_text=()):
@@ -98,9 +108,17 @@ def convert(raw_dir, data_dir, name, folders, tokenizer_text=()):
     return yaml_path
 
 
-def run_one(label, model, yaml_path, settings, results, seed, needs_checkpoint=False):
-    """One run_recbole in this process; its record (appended), or the existing one (if `needs_checkpoint`, only
-    while its checkpoint file still exists)."""
+def target_sample(yaml_path, fraction, data_dir):
+    """The dataset yaml of a seeded sample of `fraction` of the converted dataset's users (built once)."""
+    with open(yaml_path) as f:
+        settings = yaml.safe_load(f)
+    data_path, name = user_sample_dataset(settings, fraction, USER_SAMPLE_SEED, data_dir, yaml_path)
+    return os.path.join(data_path, name, f"{name}.yaml")
+
+
+def run_one(label, model, yaml_path, settings, results, seed, needs_checkpoint=False, fields=None):
+    """One run_recbole in this process; its record (appended, with `fields`), or the existing one (if
+    `needs_checkpoint`, only while its checkpoint file still exists)."""
     from recbole_srt import run_recbole
 
     key = settings_hash({"label": label, "model": model, "dataset": yaml_path, "settings": settings, "seed": seed})
@@ -118,7 +136,7 @@ def run_one(label, model, yaml_path, settings, results, seed, needs_checkpoint=F
               "test_hit@5": result["test_result"]["hit@5"],
               "best_valid_ndcg@5": (result["best_valid_result"] or {}).get("ndcg@5"),
               "checkpoint": result["saved_model_file"], "compute": result["compute"],
-              "wall_s": time.perf_counter() - start, "machine": machine()}
+              "wall_s": time.perf_counter() - start, "machine": machine(), **(fields or {})}
     append_record(results, record)
     print(json.dumps({k: record[k] for k in ("label", "seed", "test_ndcg@5", "test_hit@5", "wall_s")}), flush=True)
     return record
@@ -134,10 +152,14 @@ def run(args):
     pretrain_yaml = convert(args.raw_dir, args.data_dir, dataset, folders,
                             [target_folder] if variant.get("target_text") else ())
     target_yaml = convert(args.raw_dir, args.data_dir, target_dataset, [target_folder])
+    fields, suffix = {}, ""
+    if args.target_users is not None:
+        target_yaml = target_sample(target_yaml, args.target_users, args.data_dir)
+        fields, suffix = {"target_users": args.target_users}, f", {args.target_users:.0%} of users"
     tag = "" if args.variant == "baseline" else f" [{args.variant}]"
     for seed in args.seeds:
-        checkpoint = None
-        if set(args.rows) & PRETRAINED_ROWS:
+        checkpoint = args.pretrained
+        if set(args.rows) & PRETRAINED_ROWS and checkpoint is None:
             checkpoint = run_one(f"SRT-1K pre-trained ({corpus_name}){tag}", "SRT", pretrain_yaml,
                                  {**common, **SRT_1K, **variant["settings"],
                                   "epochs": variant.get("pretrain_epochs", budget["pretrain_epochs"])},
@@ -164,6 +186,14 @@ def run(args):
             "finetune_full_scratch_epochs": (f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs){tag}", "SRT",
                                              {**transfer, "epochs": budget["scratch_epochs"]}),
             # The fine-tuning schedule: a quarter of the learning rate, so the pre-trained weights move less.
+            # The transformer's scores gated from 0: fine-tuning starts from the pre-trained history-match scores
+            # alone (its zero-shot ranking) and lets the transformer in as the target's data supports it.
+            "finetune_gated": (f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs, transformer gate from 0){tag}",
+                               "SRT", {**transfer, "epochs": budget["scratch_epochs"], "transformer_gate_init": 0.0}),
+            # Its control: the same gate from random weights.
+            "scratch_gated": (f"SRT-1K from scratch (transformer gate from 0){tag}", "SRT",
+                              {**common, **SRT_1K, **variant.get("target_settings", {}),
+                               "epochs": budget["scratch_epochs"], "transformer_gate_init": 0.0}),
             "finetune_full_low_lr": (f"SRT-1K fine-tuned (full, lr / 4){tag}", "SRT",
                                      {**transfer, "epochs": budget["finetune_epochs"],
                                       "learning_rate": common["learning_rate"] / 4}),
@@ -178,7 +208,7 @@ def run(args):
         }
         for row in args.rows:
             label, model, settings = rows[row]
-            run_one(label, model, target_yaml, settings, args.results, seed)
+            run_one(label + suffix, model, target_yaml, settings, args.results, seed, fields=fields)
 
 
 def tokenizer_of(dataset_yaml):
@@ -235,6 +265,83 @@ def figure(records, path, target="Beauty"):
     fig.savefig(path, dpi=110)
 
 
+def base_label(record):
+    """A --target-users run's label without its fraction."""
+    label = record["label"]
+    return label[:label.rindex(", ")] if "target_users" in record else label
+
+
+def full_target_results(results_path):
+    """The results file of the full target beside a data-size one."""
+    return results_path.replace("_data_size", "")
+
+
+def data_size_points(records, full_records):
+    """{row label: {fraction: test NDCG@5 values}}, the full target's runs of the same rows as fraction 1."""
+    points = {}
+    for r in latest(records):
+        points.setdefault(base_label(r), {}).setdefault(r["target_users"], []).append(r["test_ndcg@5"])
+    for r in latest(full_records):
+        if r["label"] in points:
+            points[r["label"]].setdefault(1.0, []).append(r["test_ndcg@5"])
+    return points
+
+
+def data_size_table(records, full_records, target="Beauty"):
+    """Each row's test NDCG@5 per fraction of the target's users; each fine-tuned row against from scratch."""
+    import numpy as np
+
+    points = data_size_points(records, full_records)
+    fractions = sorted({f for by_fraction in points.values() for f in by_fraction})
+
+    def cell(values):
+        v = np.array(values)
+        return f"{v.mean():.4f}" + (f" ± {v.std():.4f}" if len(v) > 1 else "") + f" ({len(v)})"
+
+    rows = [[label] + [cell(points[label][f]) if f in points[label] else "-" for f in fractions] for label in points]
+    scratch = next((label for label in points if "from scratch [" in label), None)
+    for label in points:
+        if "fine-tuned" in label and scratch:
+            rows.append([f"{label} / {scratch}"] + [
+                f"{np.mean(points[label][f]) / np.mean(points[scratch][f]):.2f}x"
+                if f in points[label] and f in points[scratch] else "-" for f in fractions])
+    header = [f"{target}, sampled10000 test NDCG@5 (seeds)"] + [f"{f:.0%} of users" for f in fractions]
+    runs = latest(records)
+    machines = sorted({json.dumps({k: v for k, v in r["machine"].items() if k != "date"}) for r in runs})
+    dates = sorted(r["machine"]["date"] for r in runs)
+    return (f"{markdown_table(header, rows)}\n\n100%: the full target's runs of the same rows (the results file "
+            f"without `_data_size`). Machines: {'; '.join(machines)}; runs from {dates[0]} to {dates[-1]}\n")
+
+
+def data_size_figure(records, full_records, path, target="Beauty"):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, by_fraction in data_size_points(records, full_records).items():
+        fractions = sorted(by_fraction)
+        ax.errorbar(fractions, [np.mean(by_fraction[f]) for f in fractions],
+                    yerr=[np.std(by_fraction[f]) for f in fractions], marker="o", capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"fraction of {target}'s users trained and tested on")
+    ax.set_ylabel("test NDCG@5 (sampled10000)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def page_body(results_path):
+    """The table of a results file: Table 4, or for a data-size file each row per fraction of the target's users."""
+    records = read_records(results_path)
+    target = target_of(os.path.basename(results_path))
+    if any("target_users" in r for r in records):
+        return data_size_table(records, read_records(full_target_results(results_path)), target)
+    return table(records, target)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "table"])
@@ -245,12 +352,22 @@ def main():
     parser.add_argument("--target", choices=list(TARGETS), default="beauty")
     parser.add_argument("--variant", choices=list(VARIANTS), default="baseline", help="pre-training variant")
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="rows to run (default all)")
+    parser.add_argument("--target-users", type=float, default=None,
+                        help="train and test on this fraction (0, 1) of the target's users (a nested, seeded sample)")
+    parser.add_argument("--pretrained", default=None,
+                        help="checkpoint or release of the variant's pre-training, for the pre-trained rows (default: "
+                             "pre-train here)")
     parser.add_argument("--raw_dir", default=os.path.join(os.path.dirname(RESULTS_DIR), "..", "..", "shared",
                                                           "datasets", "raw"))
     parser.add_argument("--data_dir", default="data")
     parser.add_argument("--results", default=None, help="JSONL (default results/transfer_table4_<budget>.jsonl)")
     args = parser.parse_args()
-    suffix = "" if args.target == "beauty" else f"_{args.target}"
+    if args.target_users is not None and not 0 < args.target_users < 1:
+        parser.error(f"--target-users: a fraction between 0 and 1 (exclusive), got {args.target_users}")
+    if args.pretrained is not None and not os.path.isfile(args.pretrained):
+        parser.error(f"--pretrained: no file {args.pretrained}")
+    suffix = ("" if args.target == "beauty" else f"_{args.target}") + (
+        "" if args.target_users is None else "_data_size")
     args.results = args.results or os.path.join(RESULTS_DIR, f"transfer_table4{suffix}_{args.budget}.jsonl")
     sys.argv = sys.argv[:1]
     if args.command == "run":
@@ -258,8 +375,12 @@ def main():
     else:
         records = read_records(args.results)
         target = target_of(os.path.basename(args.results))
-        figure(records, f"{os.path.splitext(args.results)[0]}.png", target)
-        print(table(records, target))
+        png = f"{os.path.splitext(args.results)[0]}.png"
+        if any("target_users" in r for r in records):
+            data_size_figure(records, read_records(full_target_results(args.results)), png, target)
+        else:
+            figure(records, png, target)
+        print(page_body(args.results))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ RULES = {
     "item_id_hash_buckets": (int, 0, True),
     "item_id_hashes": (int, 1, True),
     "lexical_match_dim": (int, 0, True),
+    "transformer_gate_init": (float, None, True),
 }
 # Probabilities: below 1 as well.
 BELOW_ONE = ("hidden_dropout_prob", "attn_dropout_prob")

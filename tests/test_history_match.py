@@ -151,3 +151,36 @@ def test_history_match_only_scores_are_the_history_terms_alone(fast_config):
     torch.testing.assert_close(full, expected)
     with pytest.raises(ValueError, match="neither lexical_match_dim nor repeat_match is set"):
         build("SRT", "ml40", fast_config, history_match_only=True)
+
+
+def test_transformer_gate_from_zero_starts_fine_tuning_at_the_history_match_scores(data_root, tmp_path):
+    settings = {"data_path": data_root, "epochs": 1, "MAX_ITEM_LIST_LENGTH": 10, "hidden_size": 16, "inner_size": 32,
+                "n_layers": 1, "n_heads": 2, "train_neg_count": 20, "tokenizer_vocab_size": 300, "seed": 7,
+                "state": "WARNING", "show_progress": False, "checkpoint_dir": str(tmp_path / "saved"),
+                "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "movie_title", "class"]},
+                "text_fields": ["movie_title", "class"], **HISTORY_MATCH}
+    checkpoint = run_recbole("SRT", "ml40", config_dict=settings)["saved_model_file"]
+    toy = {k: v for k, v in settings.items() if k not in ("load_col", "text_fields", *HISTORY_MATCH)}
+    toy.update(text_fields=["title", "brand"], pretrained_model=checkpoint)
+    _, gated, (train, _, test) = build("SRT", "beauty_toy", {}, **toy, transformer_gate_init=0.0)
+    _, alone, _ = build("SRT", "beauty_toy", {}, **toy, history_match_only=True)
+    gated.eval(), alone.eval()
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        torch.testing.assert_close(gated.full_sort_predict(batch), alone.full_sort_predict(batch))
+    gated.train()
+    gated.calculate_loss(next(iter(train))).backward()
+    assert gated.transformer_gate.grad != 0  # the transformer comes in as training asks for it
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in gated.trm_encoder.parameters())
+
+    gated_run = run_recbole("SRT", "ml40", config_dict={**settings, "transformer_gate_init": 0.5})
+    gated_checkpoint = gated_run["saved_model_file"]
+    assert load_checkpoint(gated_checkpoint, "cpu")["state_dict"]["transformer_gate"] != 0.5  # it was trained
+    restarted = build("SRT", "beauty_toy", {}, **{**toy, "pretrained_model": gated_checkpoint},
+                      transformer_gate_init=0.0)[1]
+    assert restarted.transformer_gate.item() == 0.0  # the run's own starting value, not the checkpoint's
+    with pytest.raises(ValueError, match="it has a transformer gate"):
+        build("SRT", "beauty_toy", {}, **{**toy, "pretrained_model": gated_checkpoint})
+    with pytest.raises(ValueError, match="setting transformer_gate_init: expected a number, got 'x'"):
+        build("SRT", "ml40", {**toy, "pretrained_model": None, "text_fields": settings["text_fields"],
+                              "load_col": settings["load_col"]}, transformer_gate_init="x")

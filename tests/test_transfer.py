@@ -137,6 +137,16 @@ def test_ewc_penalty_is_the_fisher_weighted_distance_to_the_anchor():
     assert penalty().item() == pytest.approx(10 / 2 * (6 * 2.0 * 0.25 + 4.0 * 1.0))
 
 
+def test_ewc_leaves_the_transformer_gate_free_as_the_pre_trained_model_has_none():
+    model = torch.nn.Linear(3, 2)
+    model.transformer_gate = torch.nn.Parameter(torch.tensor(0.0))
+    penalty = EWCPenalty(model, {"weight": torch.ones(2, 3), "bias": torch.ones(2)}, strength=1.0)
+    with torch.no_grad():
+        model.transformer_gate += 3.0
+        model.bias += 1.0
+    assert penalty().item() == pytest.approx(1 / 2 * 2 * 1.0)
+
+
 def test_ewc_holds_fine_tuned_weights_near_the_pre_trained_ones(ml_checkpoint):
     import os
 

@@ -88,6 +88,11 @@ class SRT(SequentialRecommender):
         if self.history_match_only and self.lexical_match is None and self.repeat_match is None:
             raise ValueError("history_match_only: scores would be history-match terms only, but neither "
                              "lexical_match_dim nor repeat_match is set")
+        # Off by default: a learned scale on the transformer's part of every score. Started at 0 when fine-tuning a
+        # model with history match, the scores start as its zero-shot ones and the transformer, which learned another
+        # catalog, comes in only as far as the new catalog's data supports it.
+        gate = config["transformer_gate_init"]
+        self.transformer_gate = None if gate is None else nn.Parameter(torch.tensor(float(gate)))
         self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
         self.trm_encoder = TransformerEncoder(
             n_layers=config["n_layers"],
@@ -133,11 +138,21 @@ class SRT(SequentialRecommender):
         self.apply(self._init_weights)
         nn.init.normal_(self.item_encoder.empty_field, std=self.initializer_range)
         if pretrained is not None:
-            self.load_state_dict(pretrained["state_dict"])
+            self.load_state_dict(self.pretrained_state(pretrained["state_dict"], config["pretrained_model"]))
             if self.item_id_embedding is not None:  # the checkpoint's ids are another catalog's items
                 nn.init.zeros_(self.item_id_embedding.table.weight)
             logger.info(f"SRT weights and tokenizer from pretrained_model {config['pretrained_model']} "
                         f"(trained on {pretrained['config']['dataset']})")
+
+    def pretrained_state(self, state, path):
+        """A checkpoint's weights to load: the transformer gate, if this run has one, starts at its own
+        `transformer_gate_init` (the checkpoint may have none)."""
+        if self.transformer_gate is None:
+            if "transformer_gate" in state:
+                raise ValueError(f"pretrained_model {path}: it has a transformer gate (trained with "
+                                 "transformer_gate_init); set transformer_gate_init to start it from a value")
+            return state
+        return {**state, "transformer_gate": self.transformer_gate.detach().clone()}
 
     def item_text(self, config, dataset, pretrained):
         """(tokenizer, token table [n_items, fields, width], values cut, items without text). The tokenizer is the
@@ -249,14 +264,16 @@ class SRT(SequentialRecommender):
 
     def encode_sequence(self, item_emb, item_seq_len):
         """item_emb [B, L, H (+ lexical)] of a right-padded sequence -> the transformer's output at its last real
-        position [B, H] (zeros with `history_match_only`), followed by the lexical-match query when
-        `lexical_match_dim` is set."""
+        position [B, H] (zeros with `history_match_only`, times the gate with `transformer_gate_init`), followed by
+        the lexical-match query when `lexical_match_dim` is set."""
         lexical = item_emb[..., self.hidden_size :]
         item_emb = item_emb[..., : self.hidden_size]
         if self.history_match_only:
             output = item_emb.new_zeros(len(item_seq_len), self.hidden_size)
         else:
             output = self.attend(item_emb, item_seq_len)
+            if self.transformer_gate is not None:
+                output = output * self.transformer_gate
         if self.lexical_match is None:
             return output
         return torch.cat([output, self.lexical_match.query(lexical, item_seq_len)], dim=-1)

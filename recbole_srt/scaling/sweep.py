@@ -96,20 +96,25 @@ def grid(sweep):
 
 
 def sample_dataset(sweep, fraction, data_dir):
-    """(data_path, dataset name) of a user sample: nested across fractions (one seed), same tokenizer and text
-    fields as the full dataset, built once with dataset_scripts."""
-    dataset = sweep["dataset"]
+    """(data_path, dataset name) of a grid point's user sample of the sweep's dataset."""
+    return user_sample_dataset(sweep["dataset"], fraction, sweep["sample_seed"], data_dir, sweep["dataset_config"])
+
+
+def user_sample_dataset(dataset, fraction, seed, data_dir, source):
+    """(data_path, dataset name) of a user sample of a converted dataset (`dataset`: the settings of its yaml file
+    `source`): nested across fractions (one seed), same tokenizer and text fields as the full dataset, built once
+    with dataset_scripts."""
     if fraction == 1.0:
         return dataset["data_path"], dataset["dataset"]
     if not dataset.get("tokenizer_model"):
-        raise ValueError(f"{sweep['dataset_config']}: user samples need the dataset's tokenizer_model (one vocabulary "
+        raise ValueError(f"{source}: user samples need the dataset's tokenizer_model (one vocabulary "
                          "for every sample); convert the dataset with dataset_scripts, which writes it")
     from dataset_scripts.convert import convert
 
-    name = f"{dataset['dataset']}-users{fraction:g}-seed{sweep['sample_seed']}"
+    name = f"{dataset['dataset']}-users{fraction:g}-seed{seed}"
     if not os.path.isfile(os.path.join(data_dir, name, f"{name}.inter")):
         convert("recbole", [os.path.join(dataset["data_path"], dataset["dataset"])], name, data_dir,
-                tokenizer=dataset["tokenizer_model"], sample=fraction, seed=sweep["sample_seed"],
+                tokenizer=dataset["tokenizer_model"], sample=fraction, seed=seed,
                 text_fields=dataset["text_fields"])
     return data_dir, name
 

@@ -49,22 +49,29 @@ def pretraining_fisher(checkpoint_path, batches, pretraining_data):
     return fisher
 
 
+# Parameters that fine-tuning adds (the transformer gate starts at the run's own value): nothing to anchor them at.
+UNANCHORED = ("transformer_gate",)
+
+
 class EWCPenalty(nn.Module):
     def __init__(self, model, fisher, strength):
         super().__init__()
         self.model = [model]  # not a submodule: the penalty holds no parameters of its own
         self.strength = strength
-        names = [name for name, _ in model.named_parameters()]
-        missing = [name for name in names if name not in fisher]
+        self.names = [name for name, _ in model.named_parameters() if name not in UNANCHORED]
+        missing = [name for name in self.names if name not in fisher]
         if missing:
             raise ValueError(f"ewc: the Fisher information has no entry for {missing[:3]} (another architecture?)")
-        for index, (name, p) in enumerate(model.named_parameters()):
-            self.register_buffer(f"fisher_{index}", fisher[name].to(p.device))
-            self.register_buffer(f"anchor_{index}", p.detach().clone())
+        parameters = dict(model.named_parameters())
+        for index, name in enumerate(self.names):
+            self.register_buffer(f"fisher_{index}", fisher[name].to(parameters[name].device))
+            self.register_buffer(f"anchor_{index}", parameters[name].detach().clone())
 
     def forward(self):
         total = 0.0
-        for index, p in enumerate(self.model[0].parameters()):
+        parameters = dict(self.model[0].named_parameters())
+        for index, name in enumerate(self.names):
+            p = parameters[name]
             total = total + (getattr(self, f"fisher_{index}") * (p - getattr(self, f"anchor_{index}")) ** 2).sum()
         return self.strength / 2 * total
 

@@ -19,9 +19,11 @@ def check(config):
 
 def progressive_stages(model, config):
     """[(description, parameters trained, epochs)]: top 1 layer, top 2 layers, ..., then everything. The
-    history-match weights (a few per recency, on top of the transformer) train in every stage."""
+    history-match weights (a few per recency, on top of the transformer) and the transformer gate train in every
+    stage."""
     layers = list(model.trm_encoder.layer)
     head = [p for module in (model.lexical_match, model.repeat_match) if module is not None for p in module.parameters()]
+    head += [model.transformer_gate] if model.transformer_gate is not None else []
     stages = [(f"top {k} of {len(layers)} transformer layers",
                [p for layer in layers[-k:] for p in layer.parameters()] + head,
                config["finetune_epochs_per_layer"]) for k in range(1, len(layers) + 1)]
