@@ -122,7 +122,8 @@ def run(args):
                     if (dataset, label, variant, seed) in done:
                         continue
                     overrides = {**extra, **variant_overrides(variant)}
-                    record = run_one(label, model_name, overrides, base, seed, time_limit=args.time_limit)
+                    record = run_one(label, model_name, overrides, base, seed, time_limit=args.time_limit,
+                                      epoch_limit=args.epoch_limit)
                     record.update(dataset=dataset, variant=variant, budget=args.budget, settings=base,
                                   machine=machine())
                     with open(args.results, "a") as f:
@@ -130,6 +131,11 @@ def run(args):
                     print(f"{dataset} {label} {variant} seed {seed}: ndcg@5 {record['test']['ndcg@5']:.4f} "
                           f"best epoch {record['epochs_to_best']}/{record['epochs_run']} "
                           f"{record['seconds_per_epoch']:.1f}s/epoch", flush=True)
+
+
+def stopped_short(record):
+    """Stopped by a time or epoch limit, not by early stopping: not converged."""
+    return record["stopped_by"].startswith(("time", "epoch limit"))
 
 
 def cell(values):
@@ -149,14 +155,14 @@ def table(records):
             groups.items(), key=lambda kv: (kv[0][0], kv[0][2] != "default", kv[0][2], order.index(kv[0][1]))):
         rows.append([dataset, label, variant, len(runs), cell([r["test"]["ndcg@5"] for r in runs]),
                      cell([r["test"]["hit@5"] for r in runs]), cell([r["best_valid_ndcg@5"] for r in runs]),
-                     ",".join(f"{r['epochs_to_best']}/{r['epochs_run']}" + ("*" if r["stopped_by"].startswith("time")
+                     ",".join(f"{r['epochs_to_best']}/{r['epochs_run']}" + ("*" if stopped_short(r)
                                                                              else "") for r in runs),
                      f"{statistics.mean(r['seconds_per_epoch'] for r in runs):.1f}",
                      "/".join(sorted({"GPU" if r["machine"]["device"] != "cpu" else "CPU" for r in runs}))])
     header = ["dataset", "model", "variant", "seeds", "test NDCG@5", "test HIT@5", "valid NDCG@5",
               "best epoch/run", "s/epoch", "device"]
     machines = sorted({json.dumps({k: r["machine"][k] for k in ("cpu", "device", "torch")}) for r in records})
-    return (markdown_table(header, rows) + "\n\n`*` stopped by the time limit, not by early stopping.\n\nMachines: "
+    return (markdown_table(header, rows) + "\n\n`*` stopped by a time or epoch limit, not by early stopping.\n\nMachines: "
             + "; ".join(machines) + "\n")
 
 
@@ -173,7 +179,7 @@ def headline(records):
         means = {key: statistics.mean(r["test"]["ndcg@5"] for r in rs) for key, rs in runs.items() if rs}
 
         def ratio(key):
-            unfinished = any(r["stopped_by"].startswith("time") for r in baseline + runs[key])
+            unfinished = any(stopped_short(r) for r in baseline + runs[key])
             return f"{means[key] / means[('SASRec-CE', 'default')]:.2f}x" + (" *" if unfinished else "")
 
         with_match = ("SRT-1K", "history_match")
@@ -203,6 +209,9 @@ def main():
     run_parser.add_argument("--gpu_id", default="", help="'' trains on the CPU; '0' on the first GPU")
     run_parser.add_argument("--max_epochs", type=int, default=50)
     run_parser.add_argument("--stopping_step", type=int, default=5)
+    run_parser.add_argument("--epoch_limit", type=int, default=None,
+                            help="stop after this many epochs of the max_epochs schedule (to compare at equal epochs "
+                                 "with runs that a time limit stopped)")
     run_parser.add_argument("--time_limit", type=float, default=None,
                             help="seconds per run: stop at the first epoch end past it and test the best checkpoint")
     run_parser.add_argument("--results", required=True, help="JSONL file, appended to and resumed from")

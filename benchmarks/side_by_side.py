@@ -61,12 +61,12 @@ def parameter_counts(model):
 
 
 class TimeLimitReached(Exception):
-    """Raised between epochs once a run's time limit has passed; the best checkpoint so far is then tested."""
+    """Raised between epochs once a run's time or epoch limit has passed; the best checkpoint so far is then tested."""
 
 
-def run_one(label, model_name, extra, settings, seed, time_limit=None):
-    """Train with early stopping (stopping at the first epoch end past `time_limit` seconds, if given), then test
-    the best checkpoint."""
+def run_one(label, model_name, extra, settings, seed, time_limit=None, epoch_limit=None):
+    """Train with early stopping (stopping at the first epoch end past `time_limit` seconds, or after
+    `epoch_limit` epochs of the whole schedule, if given), then test the best checkpoint."""
     started = time.perf_counter()
     config, model, train, valid, test = prepare(model_name, settings["dataset"], {**settings, **extra, "seed": seed})
     trainer = trainer_for(config, model, train)
@@ -82,14 +82,16 @@ def run_one(label, model_name, extra, settings, seed, time_limit=None):
     def after_epoch(epoch, score):
         valid_scores.append(score)
         if time_limit is not None and time.perf_counter() - started > time_limit:
-            raise TimeLimitReached
+            raise TimeLimitReached(f"time limit ({time_limit} s)")
+        if epoch_limit is not None and len(valid_scores) >= epoch_limit:
+            raise TimeLimitReached(f"epoch limit ({epoch_limit} of the schedule's {config['epochs']})")
 
     trainer._train_epoch = timed_train_epoch
     stopped = "early stopping or max epochs"
     try:
         trainer.fit(train, valid, saved=True, verbose=False, callback_fn=after_epoch)
-    except TimeLimitReached:
-        stopped = f"time limit ({time_limit} s)"
+    except TimeLimitReached as limit:
+        stopped = str(limit)
     test_result = trainer.evaluate(test, load_best_model=True)
     total, non_embedding = parameter_counts(model)
     return {

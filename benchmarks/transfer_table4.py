@@ -149,8 +149,11 @@ def run(args):
     variant = VARIANTS[args.variant]
     corpus_name, folders = CORPORA[variant["corpus"]]
     dataset = f"pretrain_{variant['corpus']}" + ("_target_text" if variant.get("target_text") else "")
+    # The corpus is converted only for a row that uses it: pre-training here, or its tokenizer.
+    uses_corpus = (args.pretrained is None and set(args.rows) & PRETRAINED_ROWS
+                   or "scratch_pretraining_tokenizer" in args.rows)
     pretrain_yaml = convert(args.raw_dir, args.data_dir, dataset, folders,
-                            [target_folder] if variant.get("target_text") else ())
+                            [target_folder] if variant.get("target_text") else ()) if uses_corpus else None
     target_yaml = convert(args.raw_dir, args.data_dir, target_dataset, [target_folder])
     fields, suffix = {}, ""
     if args.target_users is not None:
@@ -203,7 +206,7 @@ def run(args):
             # Control for the fine-tuned rows: their tokenizer and number of epochs, but random initial weights.
             "scratch_pretraining_tokenizer": (
                 "SRT-1K from scratch (pre-training's tokenizer and fine-tuning epochs)", "SRT",
-                {**common, **SRT_1K, "epochs": budget["finetune_epochs"], "tokenizer_model": tokenizer_of(pretrain_yaml)}),
+                {**common, **SRT_1K, "epochs": budget["finetune_epochs"], "tokenizer_model": pretrain_yaml and tokenizer_of(pretrain_yaml)}),
             "sasrec": ("SASRec-CE from scratch", "SASRec", {**common, "loss_type": "CE", "epochs": budget["scratch_epochs"]}),
         }
         for row in args.rows:
@@ -276,14 +279,18 @@ def full_target_results(results_path):
     return results_path.replace("_data_size", "")
 
 
+def data_size_runs(records, full_records):
+    """The runs of a data-size table: the sampled targets' and the full target's runs of the same rows."""
+    sampled = latest(records)
+    labels = {base_label(r) for r in sampled}
+    return sampled + [r for r in latest(full_records) if r["label"] in labels]
+
+
 def data_size_points(records, full_records):
-    """{row label: {fraction: test NDCG@5 values}}, the full target's runs of the same rows as fraction 1."""
+    """{row label: {fraction: test NDCG@5 values}}, the full target's runs as fraction 1."""
     points = {}
-    for r in latest(records):
-        points.setdefault(base_label(r), {}).setdefault(r["target_users"], []).append(r["test_ndcg@5"])
-    for r in latest(full_records):
-        if r["label"] in points:
-            points[r["label"]].setdefault(1.0, []).append(r["test_ndcg@5"])
+    for r in data_size_runs(records, full_records):
+        points.setdefault(base_label(r), {}).setdefault(r.get("target_users", 1.0), []).append(r["test_ndcg@5"])
     return points
 
 
@@ -302,11 +309,11 @@ def data_size_table(records, full_records, target="Beauty"):
     scratch = next((label for label in points if "from scratch [" in label), None)
     for label in points:
         if "fine-tuned" in label and scratch:
-            rows.append([f"{label} / {scratch}"] + [
+            rows.append([f"{label} ÷ from scratch"] + [
                 f"{np.mean(points[label][f]) / np.mean(points[scratch][f]):.2f}x"
                 if f in points[label] and f in points[scratch] else "-" for f in fractions])
     header = [f"{target}, sampled10000 test NDCG@5 (seeds)"] + [f"{f:.0%} of users" for f in fractions]
-    runs = latest(records)
+    runs = data_size_runs(records, full_records)
     machines = sorted({json.dumps({k: v for k, v in r["machine"].items() if k != "date"}) for r in runs})
     dates = sorted(r["machine"]["date"] for r in runs)
     return (f"{markdown_table(header, rows)}\n\n100%: the full target's runs of the same rows (the results file "
