@@ -12,6 +12,15 @@ from recbole_srt.model.history_match import LexicalMatch, RepeatMatch, inverse_d
 HISTORY_MATCH = {"lexical_match_dim": 64, "repeat_match": True}
 
 
+def pretraining_settings(data_root, tmp_path):
+    """A small SRT with history match, pre-trained on ml40 for one epoch."""
+    return {"data_path": data_root, "epochs": 1, "MAX_ITEM_LIST_LENGTH": 10, "hidden_size": 16, "inner_size": 32,
+            "n_layers": 1, "n_heads": 2, "train_neg_count": 20, "tokenizer_vocab_size": 300, "seed": 7,
+            "state": "WARNING", "show_progress": False, "checkpoint_dir": str(tmp_path / "saved"),
+            "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "movie_title", "class"]},
+            "text_fields": ["movie_title", "class"], **HISTORY_MATCH}
+
+
 def token_table(items):
     """[items + 1, fields, width] from per-item lists of per-field piece ids (row 0 padding)."""
     width = max(len(field) for item in items for field in item)
@@ -95,11 +104,7 @@ def test_srt_with_history_match_scores_alike_on_every_path_and_stays_catalog_ind
 
 
 def test_history_match_settings_come_from_a_pretrained_checkpoint(data_root, tmp_path):
-    settings = {"data_path": data_root, "epochs": 1, "MAX_ITEM_LIST_LENGTH": 10, "hidden_size": 16, "inner_size": 32,
-                "n_layers": 1, "n_heads": 2, "train_neg_count": 20, "tokenizer_vocab_size": 300, "seed": 7,
-                "state": "WARNING", "show_progress": False, "checkpoint_dir": str(tmp_path / "saved"),
-                "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "movie_title", "class"]},
-                "text_fields": ["movie_title", "class"], **HISTORY_MATCH}
+    settings = pretraining_settings(data_root, tmp_path)
     checkpoint = run_recbole("SRT", "ml40", config_dict=settings)["saved_model_file"]
     trained = load_checkpoint(checkpoint, "cpu")["state_dict"]
     toy = {k: v for k, v in settings.items() if k not in ("load_col", "text_fields", *HISTORY_MATCH)}
@@ -154,11 +159,7 @@ def test_history_match_only_scores_are_the_history_terms_alone(fast_config):
 
 
 def test_transformer_gate_from_zero_starts_fine_tuning_at_the_history_match_scores(data_root, tmp_path):
-    settings = {"data_path": data_root, "epochs": 1, "MAX_ITEM_LIST_LENGTH": 10, "hidden_size": 16, "inner_size": 32,
-                "n_layers": 1, "n_heads": 2, "train_neg_count": 20, "tokenizer_vocab_size": 300, "seed": 7,
-                "state": "WARNING", "show_progress": False, "checkpoint_dir": str(tmp_path / "saved"),
-                "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "movie_title", "class"]},
-                "text_fields": ["movie_title", "class"], **HISTORY_MATCH}
+    settings = pretraining_settings(data_root, tmp_path)
     checkpoint = run_recbole("SRT", "ml40", config_dict=settings)["saved_model_file"]
     toy = {k: v for k, v in settings.items() if k not in ("load_col", "text_fields", *HISTORY_MATCH)}
     toy.update(text_fields=["title", "brand"], pretrained_model=checkpoint)
