@@ -56,22 +56,19 @@ UNANCHORED = ("transformer_gate",)
 class EWCPenalty(nn.Module):
     def __init__(self, model, fisher, strength):
         super().__init__()
-        self.model = [model]  # not a submodule: the penalty holds no parameters of its own
         self.strength = strength
-        self.names = [name for name, _ in model.named_parameters() if name not in UNANCHORED]
-        missing = [name for name in self.names if name not in fisher]
+        anchored = [(name, p) for name, p in model.named_parameters() if name not in UNANCHORED]
+        missing = [name for name, _ in anchored if name not in fisher]
         if missing:
             raise ValueError(f"ewc: the Fisher information has no entry for {missing[:3]} (another architecture?)")
-        parameters = dict(model.named_parameters())
-        for index, name in enumerate(self.names):
-            self.register_buffer(f"fisher_{index}", fisher[name].to(parameters[name].device))
-            self.register_buffer(f"anchor_{index}", parameters[name].detach().clone())
+        self.anchored = [p for _, p in anchored]  # a plain list: the model's own parameters, not registered twice
+        for index, (name, p) in enumerate(anchored):
+            self.register_buffer(f"fisher_{index}", fisher[name].to(p.device))
+            self.register_buffer(f"anchor_{index}", p.detach().clone())
 
     def forward(self):
         total = 0.0
-        parameters = dict(self.model[0].named_parameters())
-        for index, name in enumerate(self.names):
-            p = parameters[name]
+        for index, p in enumerate(self.anchored):
             total = total + (getattr(self, f"fisher_{index}") * (p - getattr(self, f"anchor_{index}")) ** 2).sum()
         return self.strength / 2 * total
 
