@@ -9,7 +9,13 @@
 `run` trains every (dataset, model, variant, seed) of the grid with early stopping on validation NDCG@5 (up to
 `--max_epochs`, patience `--stopping_step`), tests the best checkpoint against 10,000 sampled negatives that are the
 same for every run, and appends one JSON line per run as soon as it finishes: an interrupted sweep resumes where it
-stopped (runs already in the file are skipped). `table` prints the markdown summary (mean ± std over seeds);
+stopped (runs already in the file are skipped, a run killed mid-way goes on from its last validated epoch), and
+`--extend` continues the runs a `--time_limit` or `--epoch_limit` stopped, under the new call's limits:
+
+    python benchmarks/quality.py run --datasets ml-1m --models SRT-1K --variants history_match --seeds 1 \
+        --epoch_limit 12 --extend --results benchmarks/results/quality_cpu.jsonl
+
+`table` prints the markdown summary (mean ± std over seeds);
 `python -m benchmarks.report` writes it into the documentation. Datasets other than RecBole's shipped ml-100k are read from `--data_path/NAME/NAME.yaml`, as written by
 `python -m dataset_scripts`.
 """
@@ -22,6 +28,7 @@ import statistics
 import yaml
 
 from common import machine, markdown_table
+from run_state import RunState
 from side_by_side import MODELS, PROTOCOL, run_one
 
 # The budget every model gets (SASRec-CE and SRT alike; dropout and other model settings are each model's defaults).
@@ -100,16 +107,29 @@ def dataset_settings(name, data_path):
     return settings
 
 
+def run_key(record):
+    return record["dataset"], record["label"], record["variant"], record["seed"]
+
+
 def read_results(path):
+    """The runs recorded in `path`, one per (dataset, model, variant, seed): a run continued with `--extend` is
+    appended again, and its later record replaces the earlier one."""
     if not os.path.isfile(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        records = {}
+        for line in f:
+            if line.strip():
+                record = json.loads(line)
+                records.pop(run_key(record), None)
+                records[run_key(record)] = record
+        return list(records.values())
 
 
 def run(args):
-    done = {(r["dataset"], r["label"], r["variant"], r["seed"]) for r in read_results(args.results)}
+    recorded = {run_key(r): r for r in read_results(args.results)}
     os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+    cannot_extend = []
     for dataset in args.datasets:
         base = {**PROTOCOL, **BUDGETS[args.budget], **dataset_settings(dataset, args.data_path),
                 "epochs": args.max_epochs, "stopping_step": args.stopping_step, "gpu_id": args.gpu_id}
@@ -119,18 +139,29 @@ def run(args):
                 [v for v in args.variants if applies_to_every_model(v)] or ["default"])
             for variant in variants:
                 for seed in args.seeds:
-                    if (dataset, label, variant, seed) in done:
-                        continue
+                    key = (dataset, label, variant, seed)
+                    state = RunState(args.results, key)
+                    if key in recorded:
+                        if not (args.extend and stopped_short(recorded[key])):
+                            continue
+                        if state.load() is None:
+                            cannot_extend.append(key)
+                            continue
                     overrides = {**extra, **variant_overrides(variant)}
                     record = run_one(label, model_name, overrides, base, seed, time_limit=args.time_limit,
-                                      epoch_limit=args.epoch_limit)
+                                     epoch_limit=args.epoch_limit, run_state=state)
                     record.update(dataset=dataset, variant=variant, budget=args.budget, settings=base,
                                   machine=machine())
                     with open(args.results, "a") as f:
                         f.write(json.dumps(record) + "\n")
+                    if not stopped_short(record):
+                        state.clear()
                     print(f"{dataset} {label} {variant} seed {seed}: ndcg@5 {record['test']['ndcg@5']:.4f} "
                           f"best epoch {record['epochs_to_best']}/{record['epochs_run']} "
                           f"{record['seconds_per_epoch']:.1f}s/epoch", flush=True)
+    if cannot_extend:
+        print(f"--extend: {len(cannot_extend)} run(s) stopped by a limit have no saved progress on this machine "
+              f"and keep their record: {cannot_extend}", flush=True)
 
 
 def stopped_short(record):
@@ -193,7 +224,7 @@ def headline(records):
     return markdown_table(header, rows)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="train the grid, appending to --results")
@@ -212,13 +243,17 @@ def main():
     run_parser.add_argument("--epoch_limit", type=int, default=None,
                             help="stop after this many epochs of the max_epochs schedule (to compare at equal epochs "
                                  "with runs that a time limit stopped)")
+    run_parser.add_argument("--extend", action="store_true",
+                            help="go on with the runs a time or epoch limit stopped, from their last epoch (their "
+                                 "progress is kept under saved/benchmark_runs/ on the machine that ran them), under "
+                                 "this call's limits; the new record replaces the old")
     run_parser.add_argument("--time_limit", type=float, default=None,
                             help="seconds per run: stop at the first epoch end past it and test the best checkpoint")
     run_parser.add_argument("--results", required=True, help="JSONL file, appended to and resumed from")
     table_parser = sub.add_parser("table", help="print --results as markdown (python -m benchmarks.report puts it in "
                                   "the documentation)")
     table_parser.add_argument("--results", nargs="+", required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.command == "run":
         run(args)
         return

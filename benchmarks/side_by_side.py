@@ -17,6 +17,7 @@ import time
 import yaml
 
 from common import RESULTS_DIR, machine_line, markdown_table, prepare, trainer_for, write_results
+from run_state import Progress
 
 PROTOCOL = {
     "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": {"valid": "sampled10000", "test": "sampled10000"}},
@@ -64,26 +65,33 @@ class TimeLimitReached(Exception):
     """Raised between epochs once a run's time or epoch limit has passed; the best checkpoint so far is then tested."""
 
 
-def run_one(label, model_name, extra, settings, seed, time_limit=None, epoch_limit=None):
+def run_one(label, model_name, extra, settings, seed, time_limit=None, epoch_limit=None, run_state=None):
     """Train with early stopping (stopping at the first epoch end past `time_limit` seconds, or after
-    `epoch_limit` epochs of the whole schedule, if given), then test the best checkpoint."""
+    `epoch_limit` epochs of the whole schedule, if given), then test the best checkpoint. With `run_state` (a
+    `run_state.RunState`) the run saves its progress after every epoch and, if it holds some, goes on from it."""
     started = time.perf_counter()
     config, model, train, valid, test = prepare(model_name, settings["dataset"], {**settings, **extra, "seed": seed})
     trainer = trainer_for(config, model, train)
-    epoch_seconds, valid_scores = [], []
+    saved = run_state.load() if run_state is not None else None
+    progress = Progress.from_dict(saved) if saved else Progress()
+    if saved:
+        trainer.resume_checkpoint(saved["last_checkpoint"])
+        run_state.check_resumed(saved, trainer.start_epoch - 1)
     train_epoch = trainer._train_epoch
 
     def timed_train_epoch(*args, **kwargs):
         start = time.perf_counter()
         loss = train_epoch(*args, **kwargs)
-        epoch_seconds.append(time.perf_counter() - start)
+        progress.epoch_trained(time.perf_counter() - start)
         return loss
 
     def after_epoch(epoch, score):
-        valid_scores.append(score)
+        progress.validated(score)
+        if run_state is not None:
+            run_state.save(trainer.last_checkpoint_file, epoch, progress)
         if time_limit is not None and time.perf_counter() - started > time_limit:
             raise TimeLimitReached(f"time limit ({time_limit} s)")
-        if epoch_limit is not None and len(valid_scores) >= epoch_limit:
+        if epoch_limit is not None and progress.epochs_run >= epoch_limit:
             raise TimeLimitReached(f"epoch limit ({epoch_limit} of the schedule's {config['epochs']})")
 
     trainer._train_epoch = timed_train_epoch
@@ -100,11 +108,11 @@ def run_one(label, model_name, extra, settings, seed, time_limit=None, epoch_lim
         "model": model_name,
         "overrides": extra,
         "test": dict(test_result),
-        "best_valid_ndcg@5": max(valid_scores),
-        "epochs_run": len(epoch_seconds),
+        "best_valid_ndcg@5": progress.best_valid,
+        "epochs_run": progress.epochs_run,
         "stopped_by": stopped,
-        "epochs_to_best": valid_scores.index(max(valid_scores)) + 1,
-        "seconds_per_epoch": sum(epoch_seconds) / len(epoch_seconds),
+        "epochs_to_best": progress.epochs_to_best,
+        "seconds_per_epoch": progress.train_seconds / progress.epochs_run,
         "params_total": total,
         "params_non_embedding": non_embedding,
     }
