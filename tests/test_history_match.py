@@ -8,6 +8,7 @@ from helpers import build
 from recbole_srt import run_recbole
 from recbole_srt.checkpoint import load_checkpoint
 from recbole_srt.model.history_match import LexicalMatch, RepeatMatch, inverse_document_frequency
+from recbole_srt.model.sampled_softmax import sampled_softmax_loss
 
 HISTORY_MATCH = {"lexical_match_dim": 64, "repeat_match": True}
 
@@ -101,6 +102,30 @@ def test_srt_with_history_match_scores_alike_on_every_path_and_stays_catalog_ind
     loss = model.calculate_loss(next(iter(build("SRT", "ml40", fast_config, **HISTORY_MATCH)[2][0])))
     loss.backward()
     assert model.lexical_match.weight.grad.abs().sum() > 0 and model.repeat_match.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_training_keeps_the_lexical_part_apart_with_the_loss_of_joined_vectors_and_no_gradient_for_it(fast_config,
+                                                                                                   shared):
+    _, model, (train, _, _) = build("SRT", "ml40", fast_config, hidden_dropout_prob=0.0, attn_dropout_prob=0.0,
+                                    shared_negatives=shared, **HISTORY_MATCH)
+    with torch.no_grad():
+        model.repeat_match.weight.normal_()
+    batch = next(iter(train))
+    seq, lengths, pos_ids = batch["item_id_list"], batch["item_length"], batch["item_id"]
+    neg_ids = torch.randint(1, model.n_items, (20,) if shared else (len(pos_ids), 20))
+    model.negative_sampler.draw = lambda *_: (neg_ids, None)
+    model.train()
+    loss = model.calculate_loss(batch)
+    # The same loss from one vector per item and sequence, as evaluation scores them.
+    joined = sampled_softmax_loss(
+        model.encode_sequence(model.embed_items(seq), lengths), model.embed_items(pos_ids), model.embed_items(neg_ids),
+        pos_ids, neg_ids, log_q=model.negative_sampler.log_q, pos_extra=model.repeat_match(pos_ids.unsqueeze(1), seq,
+                                                                                           lengths),
+        neg_extra=model.repeat_match(neg_ids, seq, lengths))
+    torch.testing.assert_close(loss, joined)
+    learned, lexical = model.item_parts(seq)
+    assert learned.requires_grad and not lexical.requires_grad
 
 
 def test_history_match_settings_come_from_a_pretrained_checkpoint(data_root, tmp_path):

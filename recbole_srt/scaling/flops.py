@@ -33,7 +33,7 @@ def text_encoder_forward(n_fields, max_tokens, token_size, hidden):
 
 def srt_items_encoded(batch, length, negatives_per_step, n_items):
     """Items the text encoder runs over in one step: those referenced (sequences, positives, negatives), or the
-    whole catalog once they are as many (SRT.embed_items). Repeats are encoded once in the model, so this is an
+    whole catalog once they are as many (SRT.item_parts). Repeats are encoded once in the model, so this is an
     upper bound; on real batches padding and popular items repeat (the test measures the difference)."""
     return min(n_items, batch * length + batch + negatives_per_step)
 
@@ -49,9 +49,10 @@ def srt_train_step(batch, length, n_layers, hidden, inner, n_fields, max_tokens,
     items = srt_items_encoded(batch, length, negatives_per_step, n_items)
     forward = (batch * transformer_forward(n_layers, hidden, inner, length)
                + items * text_encoder_forward(n_fields, max_tokens, token_size, hidden)
-               + 2 * (hidden + lexical_size) * batch * (scored + 1)  # logits: the positive and the negatives
-               + 2 * lexical_size * batch * length)
-    return 3 * forward
+               + 2 * hidden * batch * (scored + 1))  # logits: the positive and the negatives
+    # Nothing learns the lexical-match coordinates: backward computes the gradient of the query's side only.
+    lexical = 2 * lexical_size * batch * (scored + 1) + 2 * lexical_size * batch * length
+    return 3 * forward + 2 * lexical
 
 
 def sasrec_train_step(batch, length, n_layers, hidden, inner, n_items, loss_type):
