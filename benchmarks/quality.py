@@ -78,6 +78,9 @@ VARIANTS = {
     "hashed_ids_64k": {"item_id_hash_buckets": 65536},
     # Scores from the candidate's text overlap with, and identity to, the recent history items (issue 22).
     "history_match": {"lexical_match_dim": 256, "repeat_match": True},
+    # Each of its two parts alone.
+    "lexical_match": {"lexical_match_dim": 256},
+    "repeat_match": {"repeat_match": True},
 }
 
 
