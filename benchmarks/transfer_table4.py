@@ -23,11 +23,15 @@ fractions, the target's tokenizer), into transfer_table4[_<target>]_data_size_<b
 target's log, the more a pre-trained model should be worth. Its table and figure put each row's fractions side by
 side, the full target's runs (from the file without `_data_size`) as 100%. `--pretrained` starts the pre-trained
 rows from a checkpoint or release of the variant's pre-training (the shipped one) instead of pre-training again.
+`--target-epochs N` gives every row N epochs on the target (one-cycle over N, the same early stopping), into
+transfer_table4[_<target>]_budget_<budget>.jsonl: does pre-training pay when training time is short? Its table puts
+each row's budgets side by side, the full target's runs at their own number of epochs.
 """
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -209,8 +213,16 @@ def run(args):
                 {**common, **SRT_1K, "epochs": budget["finetune_epochs"], "tokenizer_model": pretrain_yaml and tokenizer_of(pretrain_yaml)}),
             "sasrec": ("SASRec-CE from scratch", "SASRec", {**common, "loss_type": "CE", "epochs": budget["scratch_epochs"]}),
         }
+        if args.target_epochs is not None:
+            fields, suffix = {"target_epochs": args.target_epochs}, f", {args.target_epochs}-epoch budget"
+            untrained = [row for row in args.rows if rows[row][2].get("epochs", 0) == 0]
+            if untrained:
+                raise SystemExit(f"--target-epochs sets the epochs of rows that train on the target; these do not "
+                                 f"(zero-shot, or progressive with epochs per layer): {', '.join(untrained)}")
         for row in args.rows:
             label, model, settings = rows[row]
+            if args.target_epochs is not None:
+                settings = {**settings, "epochs": args.target_epochs}
             run_one(label + suffix, model, target_yaml, settings, args.results, seed, fields=fields)
 
 
@@ -268,59 +280,85 @@ def figure(records, path, target="Beauty"):
     fig.savefig(path, dpi=110)
 
 
+# The sweeps over the target, by record field: (results-file suffix, column header of a value, the value of the
+# full target's runs, the figure's x label). A sweep's runs are the full target's rows with one thing changed.
+SWEEPS = {
+    "target_users": ("_data_size", lambda f: f"{f:.0%} of users", lambda r: 1.0,
+                     "fraction of {target}'s users trained and tested on"),
+    "target_epochs": ("_budget", lambda n: f"{n} epochs", lambda r: r["settings"]["epochs"],
+                      "epochs of training on {target} (the schedule's length, early stopping after 3 without gain)"),
+}
+
+
+def sweep_of(records):
+    """The sweep field of a results file's runs, or None for Table 4 itself."""
+    return next((field for field in SWEEPS if any(field in r for r in records)), None)
+
+
 def base_label(record):
-    """A --target-users run's label without its fraction."""
+    """A sweep run's label without its suffix (the fraction of users, the epoch budget)."""
     label = record["label"]
-    return label[:label.rindex(", ")] if "target_users" in record else label
+    return label[:label.rindex(", ")] if any(field in record for field in SWEEPS) else label
 
 
 def full_target_results(results_path):
-    """The results file of the full target beside a data-size one."""
-    return results_path.replace("_data_size", "")
+    """The results file of the full target beside a sweep's."""
+    for suffix, *_ in SWEEPS.values():
+        results_path = results_path.replace(suffix, "")
+    return results_path
 
 
-def data_size_runs(records, full_records):
-    """The runs of a data-size table: the sampled targets' and the full target's runs of the same rows."""
-    sampled = latest(records)
-    labels = {base_label(r) for r in sampled}
-    return sampled + [r for r in latest(full_records) if r["label"] in labels]
+def sweep_runs(records, full_records):
+    """The runs of a sweep's table: the sweep's and the full target's runs of the same rows."""
+    swept = latest(records)
+    labels = {base_label(r) for r in swept}
+    return swept + [r for r in latest(full_records) if r["label"] in labels]
 
 
-def data_size_points(records, full_records):
-    """{row label: {fraction: test NDCG@5 values}}, the full target's runs as fraction 1."""
+def sweep_points(records, full_records, field):
+    """{row label: {sweep value: test NDCG@5 values}}, the full target's runs at their own value."""
+    full_value = SWEEPS[field][2]
     points = {}
-    for r in data_size_runs(records, full_records):
-        points.setdefault(base_label(r), {}).setdefault(r.get("target_users", 1.0), []).append(r["test_ndcg@5"])
+    for r in sweep_runs(records, full_records):
+        value = r[field] if field in r else full_value(r)
+        points.setdefault(base_label(r), {}).setdefault(value, []).append(r["test_ndcg@5"])
     return points
 
 
-def data_size_table(records, full_records, target="Beauty"):
-    """Each row's test NDCG@5 per fraction of the target's users; each fine-tuned row against from scratch."""
+def row_name(label, field):
+    """An epoch-budget table's rows name no number of epochs: its columns do."""
+    return re.sub(r", \d+ epochs", "", label) if field == "target_epochs" else label
+
+
+def sweep_table(records, full_records, field, target="Beauty"):
+    """Each row's test NDCG@5 per value of the sweep; each fine-tuned row against from scratch."""
     import numpy as np
 
-    points = data_size_points(records, full_records)
-    fractions = sorted({f for by_fraction in points.values() for f in by_fraction})
+    points = sweep_points(records, full_records, field)
+    values = sorted({v for by_value in points.values() for v in by_value})
 
-    def cell(values):
-        v = np.array(values)
+    def cell(results):
+        v = np.array(results)
         return f"{v.mean():.4f}" + (f" ± {v.std():.4f}" if len(v) > 1 else "") + f" ({len(v)})"
 
-    rows = [[label] + [cell(points[label][f]) if f in points[label] else "-" for f in fractions] for label in points]
+    rows = [[row_name(label, field)] + [cell(points[label][v]) if v in points[label] else "-" for v in values]
+            for label in points]
     scratch = next((label for label in points if "from scratch [" in label), None)
     for label in points:
         if "fine-tuned" in label and scratch:
-            rows.append([f"{label} ÷ from scratch"] + [
-                f"{np.mean(points[label][f]) / np.mean(points[scratch][f]):.2f}x"
-                if f in points[label] and f in points[scratch] else "-" for f in fractions])
-    header = [f"{target}, sampled10000 test NDCG@5 (seeds)"] + [f"{f:.0%} of users" for f in fractions]
-    runs = data_size_runs(records, full_records)
+            rows.append([f"{row_name(label, field)} ÷ from scratch"] + [
+                f"{np.mean(points[label][v]) / np.mean(points[scratch][v]):.2f}x"
+                if v in points[label] and v in points[scratch] else "-" for v in values])
+    header = [f"{target}, sampled10000 test NDCG@5 (seeds)"] + [SWEEPS[field][1](v) for v in values]
+    runs = sweep_runs(records, full_records)
     machines = sorted({json.dumps({k: v for k, v in r["machine"].items() if k != "date"}) for r in runs})
     dates = sorted(r["machine"]["date"] for r in runs)
-    return (f"{markdown_table(header, rows)}\n\n100%: the full target's runs of the same rows (the results file "
-            f"without `_data_size`). Machines: {'; '.join(machines)}; runs from {dates[0]} to {dates[-1]}\n")
+    full = "100%" if field == "target_users" else "The longest budget"
+    return (f"{markdown_table(header, rows)}\n\n{full}: the full target's runs of the same rows (the results file "
+            f"without `{SWEEPS[field][0]}`). Machines: {'; '.join(machines)}; runs from {dates[0]} to {dates[-1]}\n")
 
 
-def data_size_figure(records, full_records, path, target="Beauty"):
+def sweep_figure(records, full_records, field, path, target="Beauty"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -328,12 +366,13 @@ def data_size_figure(records, full_records, path, target="Beauty"):
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, by_fraction in data_size_points(records, full_records).items():
-        fractions = sorted(by_fraction)
-        ax.errorbar(fractions, [np.mean(by_fraction[f]) for f in fractions],
-                    yerr=[np.std(by_fraction[f]) for f in fractions], marker="o", capsize=3, label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel(f"fraction of {target}'s users trained and tested on")
+    for label, by_value in sweep_points(records, full_records, field).items():
+        values = sorted(by_value)
+        ax.errorbar(values, [np.mean(by_value[v]) for v in values], yerr=[np.std(by_value[v]) for v in values],
+                    marker="o", capsize=3, label=row_name(label, field))
+    if field == "target_users":
+        ax.set_xscale("log")
+    ax.set_xlabel(SWEEPS[field][3].format(target=target))
     ax.set_ylabel("test NDCG@5 (sampled10000)")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -344,8 +383,9 @@ def page_body(results_path):
     """The table of a results file: Table 4, or for a data-size file each row per fraction of the target's users."""
     records = read_records(results_path)
     target = target_of(os.path.basename(results_path))
-    if any("target_users" in r for r in records):
-        return data_size_table(records, read_records(full_target_results(results_path)), target)
+    field = sweep_of(records)
+    if field:
+        return sweep_table(records, read_records(full_target_results(results_path)), field, target)
     return table(records, target)
 
 
@@ -361,6 +401,9 @@ def main():
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="rows to run (default all)")
     parser.add_argument("--target-users", type=float, default=None,
                         help="train and test on this fraction (0, 1) of the target's users (a nested, seeded sample)")
+    parser.add_argument("--target-epochs", type=int, default=None,
+                        help="train every row on the target for this many epochs (the schedule's length) instead of "
+                             "the budget's: does pre-training pay when training time is short?")
     parser.add_argument("--pretrained", default=None,
                         help="checkpoint or release of the variant's pre-training, for the pre-trained rows (default: "
                              "pre-train here)")
@@ -371,10 +414,14 @@ def main():
     args = parser.parse_args()
     if args.target_users is not None and not 0 < args.target_users < 1:
         parser.error(f"--target-users: a fraction between 0 and 1 (exclusive), got {args.target_users}")
+    if args.target_epochs is not None and (args.target_epochs < 1 or args.target_users is not None):
+        parser.error(f"--target-epochs: a number of epochs of at least 1, without --target-users (one sweep per "
+                     f"results file), got {args.target_epochs}")
     if args.pretrained is not None and not os.path.isfile(args.pretrained):
         parser.error(f"--pretrained: no file {args.pretrained}")
     suffix = ("" if args.target == "beauty" else f"_{args.target}") + (
-        "" if args.target_users is None else "_data_size")
+        "" if args.target_users is None else SWEEPS["target_users"][0]) + (
+        "" if args.target_epochs is None else SWEEPS["target_epochs"][0])
     args.results = args.results or os.path.join(RESULTS_DIR, f"transfer_table4{suffix}_{args.budget}.jsonl")
     sys.argv = sys.argv[:1]
     if args.command == "run":
@@ -383,8 +430,9 @@ def main():
         records = read_records(args.results)
         target = target_of(os.path.basename(args.results))
         png = f"{os.path.splitext(args.results)[0]}.png"
-        if any("target_users" in r for r in records):
-            data_size_figure(records, read_records(full_target_results(args.results)), png, target)
+        field = sweep_of(records)
+        if field:
+            sweep_figure(records, read_records(full_target_results(args.results)), field, png, target)
         else:
             figure(records, png, target)
         print(page_body(args.results))

@@ -1,0 +1,58 @@
+"""Table 4's sweeps (the target's size, the epoch budget) put each row's runs side by side with the full target's
+runs of the same rows, and each fine-tuned row against from scratch at every value."""
+
+import os
+
+import pytest
+
+from conftest import REPO
+
+MACHINE = {"cpu": "test", "cpu_count": 2, "date": "2026-12-01 12:00 UTC"}
+SCRATCH = "SRT-1K from scratch [history_match]"
+FINETUNED = "SRT-1K fine-tuned (full, 20 epochs) [history_match]"
+
+
+@pytest.fixture
+def table4(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+    import transfer_table4
+
+    return transfer_table4
+
+
+def record(label, seed, ndcg, epochs, **fields):
+    return {"label": label, "seed": seed, "test_ndcg@5": ndcg, "settings": {"epochs": epochs},
+            "machine": MACHINE, **fields}
+
+
+def full_target_runs():
+    return [record(SCRATCH, 1, 0.050, 20), record(SCRATCH, 2, 0.052, 20),
+            record(FINETUNED, 1, 0.051, 20), record(FINETUNED, 2, 0.051, 20),
+            record("SRT-1K zero-shot [history_match]", 1, 0.02, 0)]
+
+
+def test_an_epoch_budget_table_has_a_column_per_budget_and_the_ratio_at_each(table4):
+    budget = [record(f"{SCRATCH}, 5-epoch budget", 1, 0.030, 5, target_epochs=5),
+              record(f"{FINETUNED}, 5-epoch budget", 1, 0.045, 5, target_epochs=5)]
+    assert table4.sweep_of(budget) == "target_epochs"
+    text = table4.sweep_table(budget, full_target_runs(), "target_epochs")
+    lines = text.splitlines()
+    assert lines[0] == "| Beauty, sampled10000 test NDCG@5 (seeds) | 5 epochs | 20 epochs |"
+    assert "| SRT-1K from scratch [history_match] | 0.0300 (1) | 0.0510 ± 0.0010 (2) |" in lines
+    # The row names no number of epochs (its columns do); the zero-shot row, not in the sweep, is left out.
+    assert "| SRT-1K fine-tuned (full) [history_match] | 0.0450 (1) | 0.0510 ± 0.0000 (2) |" in lines
+    assert "| SRT-1K fine-tuned (full) [history_match] ÷ from scratch | 1.50x | 1.00x |" in lines
+    assert "zero-shot" not in text
+
+
+def test_a_data_size_table_keeps_its_columns_by_fraction(table4):
+    sample = [record(f"{SCRATCH}, 10% of users", 1, 0.025, 20, target_users=0.1),
+              record(f"{FINETUNED}, 10% of users", 1, 0.030, 20, target_users=0.1)]
+    text = table4.sweep_table(sample, full_target_runs(), table4.sweep_of(sample))
+    assert text.splitlines()[0] == "| Beauty, sampled10000 test NDCG@5 (seeds) | 10% of users | 100% of users |"
+    assert f"| {FINETUNED} ÷ from scratch | 1.20x | 1.00x |" in text
+
+
+def test_a_sweeps_results_file_finds_the_full_targets(table4):
+    assert table4.full_target_results("r/transfer_table4_toys_budget_cpu.jsonl") == "r/transfer_table4_toys_cpu.jsonl"
+    assert table4.full_target_results("r/transfer_table4_data_size_cpu.jsonl") == "r/transfer_table4_cpu.jsonl"
