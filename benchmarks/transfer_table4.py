@@ -35,6 +35,7 @@ import re
 import subprocess
 import sys
 import time
+from typing import Callable, NamedTuple
 
 import yaml
 
@@ -163,6 +164,8 @@ def run(args):
     if args.target_users is not None:
         target_yaml = target_sample(target_yaml, args.target_users, args.data_dir)
         fields, suffix = {"target_users": args.target_users}, f", {args.target_users:.0%} of users"
+    if args.target_epochs is not None:
+        fields, suffix = {"target_epochs": args.target_epochs}, f", {args.target_epochs}-epoch budget"
     tag = "" if args.variant == "baseline" else f" [{args.variant}]"
     for seed in args.seeds:
         checkpoint = args.pretrained
@@ -214,7 +217,6 @@ def run(args):
             "sasrec": ("SASRec-CE from scratch", "SASRec", {**common, "loss_type": "CE", "epochs": budget["scratch_epochs"]}),
         }
         if args.target_epochs is not None:
-            fields, suffix = {"target_epochs": args.target_epochs}, f", {args.target_epochs}-epoch budget"
             untrained = [row for row in args.rows if rows[row][2].get("epochs", 0) == 0]
             if untrained:
                 raise SystemExit(f"--target-epochs sets the epochs of rows that train on the target; these do not "
@@ -280,13 +282,19 @@ def figure(records, path, target="Beauty"):
     fig.savefig(path, dpi=110)
 
 
-# The sweeps over the target, by record field: (results-file suffix, column header of a value, the value of the
-# full target's runs, the figure's x label). A sweep's runs are the full target's rows with one thing changed.
+class Sweep(NamedTuple):
+    """A sweep over the target: its runs are the full target's rows with one thing changed."""
+    suffix: str  # of its results file, beside the full target's
+    column: Callable  # a value's column header
+    full_value: Callable  # the value of a full-target run (record -> value)
+    axis: str  # the figure's x label
+
+
 SWEEPS = {
-    "target_users": ("_data_size", lambda f: f"{f:.0%} of users", lambda r: 1.0,
-                     "fraction of {target}'s users trained and tested on"),
-    "target_epochs": ("_budget", lambda n: f"{n} epochs", lambda r: r["settings"]["epochs"],
-                      "epochs of training on {target} (the schedule's length, early stopping after 3 without gain)"),
+    "target_users": Sweep("_data_size", lambda f: f"{f:.0%} of users", lambda r: 1.0,
+                          "fraction of {target}'s users trained and tested on"),
+    "target_epochs": Sweep("_budget", lambda n: f"{n} epochs", lambda r: r["settings"]["epochs"],
+                           "epochs of training on {target} (the schedule's length)"),
 }
 
 
@@ -303,8 +311,8 @@ def base_label(record):
 
 def full_target_results(results_path):
     """The results file of the full target beside a sweep's."""
-    for suffix, *_ in SWEEPS.values():
-        results_path = results_path.replace(suffix, "")
+    for sweep in SWEEPS.values():
+        results_path = results_path.replace(sweep.suffix, "")
     return results_path
 
 
@@ -317,7 +325,7 @@ def sweep_runs(records, full_records):
 
 def sweep_points(records, full_records, field):
     """{row label: {sweep value: test NDCG@5 values}}, the full target's runs at their own value."""
-    full_value = SWEEPS[field][2]
+    full_value = SWEEPS[field].full_value
     points = {}
     for r in sweep_runs(records, full_records):
         value = r[field] if field in r else full_value(r)
@@ -349,13 +357,13 @@ def sweep_table(records, full_records, field, target="Beauty"):
             rows.append([f"{row_name(label, field)} ÷ from scratch"] + [
                 f"{np.mean(points[label][v]) / np.mean(points[scratch][v]):.2f}x"
                 if v in points[label] and v in points[scratch] else "-" for v in values])
-    header = [f"{target}, sampled10000 test NDCG@5 (seeds)"] + [SWEEPS[field][1](v) for v in values]
+    header = [f"{target}, sampled10000 test NDCG@5 (seeds)"] + [SWEEPS[field].column(v) for v in values]
     runs = sweep_runs(records, full_records)
     machines = sorted({json.dumps({k: v for k, v in r["machine"].items() if k != "date"}) for r in runs})
     dates = sorted(r["machine"]["date"] for r in runs)
     full = "100%" if field == "target_users" else "The longest budget"
     return (f"{markdown_table(header, rows)}\n\n{full}: the full target's runs of the same rows (the results file "
-            f"without `{SWEEPS[field][0]}`). Machines: {'; '.join(machines)}; runs from {dates[0]} to {dates[-1]}\n")
+            f"without `{SWEEPS[field].suffix}`). Machines: {'; '.join(machines)}; runs from {dates[0]} to {dates[-1]}\n")
 
 
 def sweep_figure(records, full_records, field, path, target="Beauty"):
@@ -372,7 +380,7 @@ def sweep_figure(records, full_records, field, path, target="Beauty"):
                     marker="o", capsize=3, label=row_name(label, field))
     if field == "target_users":
         ax.set_xscale("log")
-    ax.set_xlabel(SWEEPS[field][3].format(target=target))
+    ax.set_xlabel(SWEEPS[field].axis.format(target=target))
     ax.set_ylabel("test NDCG@5 (sampled10000)")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -380,7 +388,7 @@ def sweep_figure(records, full_records, field, path, target="Beauty"):
 
 
 def page_body(results_path):
-    """The table of a results file: Table 4, or for a data-size file each row per fraction of the target's users."""
+    """The table of a results file: Table 4, or for a sweep's file each row per value of the sweep."""
     records = read_records(results_path)
     target = target_of(os.path.basename(results_path))
     field = sweep_of(records)
@@ -419,9 +427,8 @@ def main():
                      f"results file), got {args.target_epochs}")
     if args.pretrained is not None and not os.path.isfile(args.pretrained):
         parser.error(f"--pretrained: no file {args.pretrained}")
-    suffix = ("" if args.target == "beauty" else f"_{args.target}") + (
-        "" if args.target_users is None else SWEEPS["target_users"][0]) + (
-        "" if args.target_epochs is None else SWEEPS["target_epochs"][0])
+    suffix = ("" if args.target == "beauty" else f"_{args.target}") + "".join(
+        sweep.suffix for field, sweep in SWEEPS.items() if getattr(args, field) is not None)
     args.results = args.results or os.path.join(RESULTS_DIR, f"transfer_table4{suffix}_{args.budget}.jsonl")
     sys.argv = sys.argv[:1]
     if args.command == "run":
