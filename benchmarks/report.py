@@ -93,7 +93,8 @@ def jsonl_pages():
     for name in sorted(n for n in os.listdir(RESULTS) if n.startswith("transfer_table4_") and n.endswith(".jsonl")):
         stem = os.path.splitext(name)[0]
         body = transfer_table4.page_body(os.path.join(RESULTS, name))
-        figures = [f"{stem}.png"] if os.path.isfile(os.path.join(RESULTS, f"{stem}.png")) else []
+        # Its figure, and a sweep's second one (`<stem>_corpus.png`: the budget sweep by pre-training corpus).
+        figures = sorted(f for f in os.listdir(RESULTS) if f in (f"{stem}.png", f"{stem}_corpus.png"))
         yield stem, page(stem, [name], body, figures), figures
 
 

@@ -63,6 +63,8 @@ TARGETS = {"beauty": ("Beauty", "amazon-beauty-2014", "Amazon_Beauty"),
 CORPORA = {
     "games": ("Games", ["amazon-games-2018"]),
     "games_office": ("Games + Office", ["amazon-games-2018", "amazon-office-2014"]),
+    # The three largest categories: nested between Games and all seven, for the corpus-size sweep.
+    "three_categories": ("3 categories", ["amazon-games-2018", "amazon-kitchen-2014", "amazon-movies-2014"]),
     "seven_categories": ("7 categories", ["amazon-games-2018", "amazon-office-2014", "amazon-kitchen-2014",
                                           "amazon-movies-2014", "amazon-toys-2014", "amazon-arts-2018",
                                           "amazon-grocery-2014"]),
@@ -88,6 +90,17 @@ VARIANTS = {
     "history_match": {"from": "seven_categories", "corpus": "seven_categories", "target_text": True,
                       "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256, "repeat_match": True},
                       "target_settings": {"lexical_match_dim": 256, "repeat_match": True}, "pretrain_epochs": 2},
+    # The corpus-size sweep (1, 3, 7 categories): history_match with a smaller corpus, one change each.
+    "history_match_one_category": {"from": "history_match", "corpus": "games", "target_text": True,
+                                   "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256,
+                                                "repeat_match": True},
+                                   "target_settings": {"lexical_match_dim": 256, "repeat_match": True},
+                                   "pretrain_epochs": 2},
+    "history_match_three_categories": {"from": "history_match", "corpus": "three_categories", "target_text": True,
+                                       "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256,
+                                                    "repeat_match": True},
+                                       "target_settings": {"lexical_match_dim": 256, "repeat_match": True},
+                                       "pretrain_epochs": 2},
     # The same heads for the Toys target, pre-trained on Games alone: one change against games_only.
     "history_match_games": {"from": "games_only", "corpus": "games",
                             "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256, "repeat_match": True},
@@ -387,14 +400,87 @@ def sweep_figure(records, full_records, field, path, target="Beauty"):
     fig.savefig(path, dpi=110)
 
 
+# The corpus-size sweep: one pre-training on 1, 3 and 7 categories, each fine-tuned under the same budgets.
+CORPUS_SWEEP = ("history_match_one_category", "history_match_three_categories", "history_match")
+CORPUS_SCRATCH = "SRT-1K from scratch [history_match]"
+
+
+def pretraining_positions(variant, records):
+    """Training positions per epoch of the variant's pre-training, from its recorded runs (None if not recorded)."""
+    runs = [r for r in records if "pre-trained" in r["label"] and r["label"].endswith(f"[{variant}]")]
+    return runs[-1]["compute"]["seen_interactions"] // runs[-1]["settings"]["epochs"] if runs else None
+
+
+def corpus_points(records, full_records):
+    """{budget in epochs: [(corpus, training positions per pre-training epoch, test NDCG@5 values)]}, from scratch
+    at 0 positions; the budgets at which more than from scratch ran."""
+    points = {}
+    for r in sweep_runs(records, full_records):
+        budget = r.get("target_epochs", r["settings"]["epochs"])
+        if base_label(r) == CORPUS_SCRATCH:
+            points.setdefault(budget, {}).setdefault(("from scratch", 0), []).append(r["test_ndcg@5"])
+        for variant in CORPUS_SWEEP:
+            if base_label(r).startswith("SRT-1K fine-tuned (full, ") and base_label(r).endswith(f"[{variant}]"):
+                positions = pretraining_positions(variant, records + full_records)
+                if positions is None:
+                    raise SystemExit(f"{r['label']}: no pre-training run of [{variant}] in the results files, so "
+                                     f"its corpus size is unknown")
+                corpus = CORPORA[VARIANTS[variant]["corpus"]][0]
+                points.setdefault(budget, {}).setdefault((corpus, positions), []).append(r["test_ndcg@5"])
+    return {budget: sorted(((c, p, v) for (c, p), v in by_corpus.items()), key=lambda point: point[1])
+            for budget, by_corpus in sorted(points.items()) if len(by_corpus) > 2}
+
+
+def corpus_table(points, target="Beauty"):
+    """Fine-tuned test NDCG@5 by the pre-training corpus, per budget, against from scratch."""
+    import numpy as np
+
+    rows = []
+    for budget, corpora in points.items():
+        scratch = np.mean(corpora[0][2])
+        for corpus, positions, values in corpora:
+            v = np.array(values)
+            rows.append([f"{budget} epochs", corpus, f"{positions:,}", f"{v.mean():.4f}" +
+                         (f" ± {v.std():.4f}" if len(v) > 1 else "") + f" ({len(v)})", f"{v.mean() / scratch:.2f}x"])
+    return markdown_table([f"{target} budget", "pre-training corpus", "pre-training positions per epoch",
+                           "test NDCG@5 (seeds)", "÷ from scratch"], rows)
+
+
+def corpus_figure(points, path, target="Beauty"):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for budget, corpora in points.items():
+        ax.errorbar([p for _, p, _ in corpora], [np.mean(v) for *_, v in corpora],
+                    yerr=[np.std(v) for *_, v in corpora], marker="o", capsize=3, label=f"{budget} epochs on {target}")
+        for corpus, positions, values in corpora:
+            ax.annotate(corpus, (positions, np.mean(values)), fontsize=7, textcoords="offset points", xytext=(4, -10))
+    ax.set_xlabel("pre-training positions per epoch (0: from scratch; 2 pre-training epochs each)")
+    ax.set_ylabel(f"fine-tuned test NDCG@5 on {target} (sampled10000)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def page_body(results_path):
     """The table of a results file: Table 4, or for a sweep's file each row per value of the sweep."""
     records = read_records(results_path)
     target = target_of(os.path.basename(results_path))
     field = sweep_of(records)
-    if field:
-        return sweep_table(records, read_records(full_target_results(results_path)), field, target)
-    return table(records, target)
+    if not field:
+        return table(records, target)
+    full_records = read_records(full_target_results(results_path))
+    body = sweep_table(records, full_records, field, target)
+    points = corpus_points(records, full_records) if field == "target_epochs" else {}
+    if points:
+        body += (f"\n### By pre-training corpus\n\nThe fine-tuned rows above by the corpus they were pre-trained on "
+                 f"({', '.join(f'`{v}`' for v in CORPUS_SWEEP)}: the same settings and 2 pre-training epochs on 1, 3 "
+                 f"and 7 categories).\n\n{corpus_table(points, target)}\n")
+    return body
 
 
 def main():
@@ -439,7 +525,11 @@ def main():
         png = f"{os.path.splitext(args.results)[0]}.png"
         field = sweep_of(records)
         if field:
-            sweep_figure(records, read_records(full_target_results(args.results)), field, png, target)
+            full_records = read_records(full_target_results(args.results))
+            sweep_figure(records, full_records, field, png, target)
+            points = corpus_points(records, full_records) if field == "target_epochs" else {}
+            if points:
+                corpus_figure(points, f"{os.path.splitext(args.results)[0]}_corpus.png", target)
         else:
             figure(records, png, target)
         print(page_body(args.results))

@@ -56,3 +56,34 @@ def test_a_data_size_table_keeps_its_columns_by_fraction(table4):
 def test_a_sweeps_results_file_finds_the_full_targets(table4):
     assert table4.full_target_results("r/transfer_table4_toys_budget_cpu.jsonl") == "r/transfer_table4_toys_cpu.jsonl"
     assert table4.full_target_results("r/transfer_table4_data_size_cpu.jsonl") == "r/transfer_table4_cpu.jsonl"
+
+
+def pretraining(variant, corpus, positions, epochs=2):
+    return {"label": f"SRT-1K pre-trained ({corpus}) [{variant}]", "seed": 1, "test_ndcg@5": 0.07,
+            "settings": {"epochs": epochs}, "compute": {"seen_interactions": positions * epochs}, "machine": MACHINE}
+
+
+def test_the_budget_sweep_puts_fine_tuned_runs_by_their_pre_training_corpus(table4):
+    one = "SRT-1K fine-tuned (full, 20 epochs) [history_match_one_category]"
+    budget = [record(f"{SCRATCH}, 5-epoch budget", 1, 0.040, 5, target_epochs=5),
+              record(f"{FINETUNED}, 5-epoch budget", 1, 0.050, 5, target_epochs=5),
+              record(f"{one}, 5-epoch budget", 1, 0.042, 5, target_epochs=5),
+              record(f"{one}, 5-epoch budget", 2, 0.044, 5, target_epochs=5),
+              pretraining("history_match_one_category", "Games", 300_000)]
+    full = full_target_runs() + [pretraining("history_match", "7 categories", 900_000)]
+    points = table4.corpus_points(budget, full)
+    # At 20 epochs only one corpus ran: no corpus comparison there.
+    assert list(points) == [5]
+    assert points[5] == [("from scratch", 0, [0.040]), ("Games", 300_000, [0.042, 0.044]),
+                         ("7 categories", 900_000, [0.050])]
+    lines = table4.corpus_table(points).splitlines()
+    assert "| 5 epochs | Games | 300,000 | 0.0430 ± 0.0010 (2) | 1.07x |" in lines
+    assert "| 5 epochs | 7 categories | 900,000 | 0.0500 (1) | 1.25x |" in lines
+
+
+def test_a_fine_tuned_run_whose_pre_training_is_not_recorded_is_an_error(table4):
+    budget = [record(f"{SCRATCH}, 5-epoch budget", 1, 0.040, 5, target_epochs=5),
+              record("SRT-1K fine-tuned (full, 20 epochs) [history_match_three_categories], 5-epoch budget", 1,
+                     0.045, 5, target_epochs=5)]
+    with pytest.raises(SystemExit, match=r"5-epoch budget: no pre-training run of \[history_match_three_categories\]"):
+        table4.corpus_points(budget, full_target_runs())
