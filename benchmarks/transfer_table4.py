@@ -25,7 +25,8 @@ side, the full target's runs (from the file without `_data_size`) as 100%. `--pr
 rows from a checkpoint or release of the variant's pre-training (the shipped one) instead of pre-training again.
 `--target-epochs N` gives every row N epochs on the target (one-cycle over N, the same early stopping), into
 transfer_table4[_<target>]_budget_<budget>.jsonl: does pre-training pay when training time is short? Its table puts
-each row's budgets side by side, the full target's runs at their own number of epochs.
+each row's budgets side by side, the full target's runs at their own number of epochs; where the fine-tuned rows of
+the corpus-size variants (CORPUS_SWEEP: 1, 3 and 7 categories) ran, it also puts them by pre-training corpus.
 """
 
 import argparse
