@@ -200,6 +200,18 @@ def table(records):
             + "; ".join(machines) + "\n")
 
 
+def at_one_budget(baseline, runs):
+    """Both sides' runs at one budget: where each side has runs stopped short and they stopped after different numbers
+    of epochs, the runs of each at the largest number both have (with it), else all of them (and None)."""
+    short = [{r["epochs_run"] for r in side if stopped_short(r)} for side in (baseline, runs)]
+    common = short[0] & short[1]
+    if not common or len(short[0] | short[1]) == 1:
+        return baseline, runs, None
+    epochs = max(common)
+    return ([r for r in baseline if r["epochs_run"] == epochs], [r for r in runs if r["epochs_run"] == epochs],
+            epochs)
+
+
 def headline(records):
     """SRT-1K (defaults, and with history match) against SASRec-CE per dataset, same budget: the front page's table."""
     rows = []
@@ -210,11 +222,14 @@ def headline(records):
         baseline, srt, matched = runs.values()
         if not (baseline and srt):
             continue
-        means = {key: statistics.mean(r["test"]["ndcg@5"] for r in rs) for key, rs in runs.items() if rs}
 
         def ratio(key):
             unfinished = any(stopped_short(r) for r in baseline + runs[key])
-            return f"{means[key] / means[('SASRec-CE', 'default')]:.2f}x" + (" *" if unfinished else "")
+            base, other, epochs = at_one_budget(baseline, runs[key])
+            value = (statistics.mean(r["test"]["ndcg@5"] for r in other)
+                     / statistics.mean(r["test"]["ndcg@5"] for r in base))
+            budget = f" (both after {epochs} epochs: {len(base)} / {len(other)} seeds)" if epochs else ""
+            return f"{value:.2f}x" + (" *" if unfinished else "") + budget
 
         with_match = ("SRT-1K", "history_match")
         rows.append([dataset, cell([r["test"]["ndcg@5"] for r in baseline]), cell([r["test"]["ndcg@5"] for r in srt]),

@@ -1,0 +1,48 @@
+"""The front page's headline table compares SRT with SASRec-CE at one budget: where runs of both stopped at limits
+after different numbers of epochs, its ratio is of the runs at the largest number both reached."""
+
+import os
+
+import pytest
+
+from conftest import REPO
+
+
+@pytest.fixture
+def quality(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+    import quality
+
+    return quality
+
+
+def run(label, variant, seed, ndcg, epochs, stopped_by):
+    return {"dataset": "d", "label": label, "variant": variant, "seed": seed, "test": {"ndcg@5": ndcg},
+            "epochs_run": epochs, "stopped_by": stopped_by}
+
+
+def row(quality, records):
+    return quality.headline(records).splitlines()[2]
+
+
+def test_runs_stopped_after_different_epochs_are_compared_at_the_budget_both_reached(quality):
+    records = [run("SASRec-CE", "default", 1, 0.050, 4, "time limit (3600 s)"),
+               run("SASRec-CE", "default", 2, 0.060, 12, "epoch limit (12 of the schedule's 50)"),
+               run("SRT-1K", "default", 1, 0.040, 4, "time limit (3600 s)"),
+               run("SRT-1K", "history_match", 1, 0.090, 12, "epoch limit (12 of the schedule's 50)"),
+               run("SRT-1K", "history_match", 2, 0.096, 12, "epoch limit (12 of the schedule's 50)")]
+    cells = [c.strip() for c in row(quality, records).split("|")[1:-1]]
+    # SASRec-CE's cell has all its runs; each ratio only those at the other side's budget.
+    assert cells[1] == "0.0550 ± 0.0071"
+    assert cells[3] == "0.80x * (both after 4 epochs: 1 / 1 seeds)"
+    assert cells[5] == "1.55x * (both after 12 epochs: 1 / 2 seeds)"
+
+
+def test_converged_runs_are_compared_as_they_are(quality):
+    records = [run("SASRec-CE", "default", 1, 0.050, 30, "early stopping or max epochs"),
+               run("SASRec-CE", "default", 2, 0.054, 20, "early stopping or max epochs"),
+               run("SRT-1K", "default", 1, 0.052, 25, "early stopping or max epochs"),
+               run("SRT-1K", "history_match", 1, 0.078, 21, "time limit (5400 s)")]
+    cells = [c.strip() for c in row(quality, records).split("|")[1:-1]]
+    assert cells[3] == "1.00x"
+    assert cells[5] == "1.50x *"
