@@ -91,22 +91,16 @@ VARIANTS = {
     "history_match": {"from": "seven_categories", "corpus": "seven_categories", "target_text": True,
                       "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256, "repeat_match": True},
                       "target_settings": {"lexical_match_dim": 256, "repeat_match": True}, "pretrain_epochs": 2},
-    # The corpus-size sweep (1, 3, 7 categories): history_match with a smaller corpus, one change each.
-    "history_match_one_category": {"from": "history_match", "corpus": "games", "target_text": True,
-                                   "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256,
-                                                "repeat_match": True},
-                                   "target_settings": {"lexical_match_dim": 256, "repeat_match": True},
-                                   "pretrain_epochs": 2},
-    "history_match_three_categories": {"from": "history_match", "corpus": "three_categories", "target_text": True,
-                                       "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256,
-                                                    "repeat_match": True},
-                                       "target_settings": {"lexical_match_dim": 256, "repeat_match": True},
-                                       "pretrain_epochs": 2},
     # The same heads for the Toys target, pre-trained on Games alone: one change against games_only.
     "history_match_games": {"from": "games_only", "corpus": "games",
                             "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256, "repeat_match": True},
                             "target_settings": {"lexical_match_dim": 256, "repeat_match": True}},
 }
+# The corpus-size sweep (1, 3, 7 categories): history_match with a smaller corpus, one change each.
+VARIANTS.update({name: {**VARIANTS["history_match"], "from": "history_match", "corpus": corpus}
+                 for name, corpus in (("history_match_one_category", "games"),
+                                      ("history_match_three_categories", "three_categories"))})
+
 ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
         "finetune_gated", "scratch_gated", "finetune_full_low_lr",
         "finetune_progressive", "scratch_pretraining_tokenizer", "sasrec")

@@ -21,8 +21,9 @@ def run(label, variant, seed, ndcg, epochs, stopped_by):
             "epochs_run": epochs, "stopped_by": stopped_by}
 
 
-def row(quality, records):
-    return quality.headline(records).splitlines()[2]
+def cells(quality, records):
+    """The cells of the headline's one dataset row."""
+    return [c.strip() for c in quality.headline(records).splitlines()[2].split("|")[1:-1]]
 
 
 def test_runs_stopped_after_different_epochs_are_compared_at_the_budget_both_reached(quality):
@@ -31,11 +32,11 @@ def test_runs_stopped_after_different_epochs_are_compared_at_the_budget_both_rea
                run("SRT-1K", "default", 1, 0.040, 4, "time limit (3600 s)"),
                run("SRT-1K", "history_match", 1, 0.090, 12, "epoch limit (12 of the schedule's 50)"),
                run("SRT-1K", "history_match", 2, 0.096, 12, "epoch limit (12 of the schedule's 50)")]
-    cells = [c.strip() for c in row(quality, records).split("|")[1:-1]]
+    row = cells(quality, records)
     # SASRec-CE's cell has all its runs; each ratio only those at the other side's budget.
-    assert cells[1] == "0.0550 ± 0.0071"
-    assert cells[3] == "0.80x * (both after 4 epochs: 1 / 1 seeds)"
-    assert cells[5] == "1.55x * (both after 12 epochs: 1 / 2 seeds)"
+    assert row[1] == "0.0550 ± 0.0071"
+    assert row[3] == "0.80x * (both after 4 epochs: 1 / 1 seeds)"
+    assert row[5] == "1.55x * (both after 12 epochs: 1 / 2 seeds)"
 
 
 def test_converged_runs_are_compared_as_they_are(quality):
@@ -43,6 +44,5 @@ def test_converged_runs_are_compared_as_they_are(quality):
                run("SASRec-CE", "default", 2, 0.054, 20, "early stopping or max epochs"),
                run("SRT-1K", "default", 1, 0.052, 25, "early stopping or max epochs"),
                run("SRT-1K", "history_match", 1, 0.078, 21, "time limit (5400 s)")]
-    cells = [c.strip() for c in row(quality, records).split("|")[1:-1]]
-    assert cells[3] == "1.00x"
-    assert cells[5] == "1.50x *"
+    row = cells(quality, records)
+    assert (row[3], row[5]) == ("1.00x", "1.50x *")
