@@ -26,7 +26,8 @@ rows from a checkpoint or release of the variant's pre-training (the shipped one
 `--target-epochs N` gives every row N epochs on the target (one-cycle over N, the same early stopping), into
 transfer_table4[_<target>]_budget_<budget>.jsonl: does pre-training pay when training time is short? Its table puts
 each row's budgets side by side, the full target's runs at their own number of epochs; where the fine-tuned rows of
-the corpus-size variants (CORPUS_SWEEP: 1, 3 and 7 categories) ran, it also puts them by pre-training corpus.
+the corpus-size variants (CORPUS_SWEEP: 1, 3 and 7 categories) ran, it also puts them by pre-training corpus, and
+those of the size variants (SIZE_SWEEP: hidden 64 and 128 pre-trained on Games at equal compute) by model size.
 """
 
 import argparse
@@ -100,6 +101,15 @@ VARIANTS = {
 VARIANTS.update({name: {**VARIANTS["history_match"], "from": "history_match", "corpus": corpus}
                  for name, corpus in (("history_match_one_category", "games"),
                                       ("history_match_three_categories", "three_categories"))})
+# Model size at equal pre-training compute (Games): hidden 128 costs 3.1x hidden 64's training FLOPs per step
+# (flops.srt_train_step; the token embeddings widen with it), so one epoch of it against three of hidden 64.
+HIDDEN_128 = {"hidden_size": 128, "inner_size": 256}
+VARIANTS["history_match_one_category_3_epochs"] = {**VARIANTS["history_match_one_category"],
+                                                   "from": "history_match_one_category", "pretrain_epochs": 3}
+VARIANTS["history_match_one_category_hidden_128"] = {
+    **VARIANTS["history_match_one_category"], "from": "history_match_one_category_3_epochs", "pretrain_epochs": 1,
+    "settings": {**VARIANTS["history_match_one_category"]["settings"], **HIDDEN_128},
+    "target_settings": {**VARIANTS["history_match_one_category"]["target_settings"], **HIDDEN_128}}
 
 ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
         "finetune_gated", "scratch_gated", "finetune_full_low_lr",
@@ -161,7 +171,8 @@ def run(args):
     target, target_folder, target_dataset = TARGETS[args.target]
     variant = VARIANTS[args.variant]
     corpus_name, folders = CORPORA[variant["corpus"]]
-    dataset = f"pretrain_{variant['corpus']}" + ("_target_text" if variant.get("target_text") else "")
+    # With the target's item text in its tokenizer, a corpus is converted once per target.
+    dataset = f"pretrain_{variant['corpus']}" + (f"_{args.target}_text" if variant.get("target_text") else "")
     # The corpus is converted only for a row that uses it: pre-training here, or its tokenizer.
     uses_corpus = (args.pretrained is None and set(args.rows) & PRETRAINED_ROWS
                    or "scratch_pretraining_tokenizer" in args.rows)
@@ -346,6 +357,22 @@ def row_name(label, field):
     return re.sub(r", \d+ epochs", "", label) if field == "target_epochs" else label
 
 
+def variant_of(label):
+    """The pre-training variant a row's label names ("... [variant]"), or None."""
+    match = re.search(r"\[(\w+)\]$", label)
+    return match and match.group(1)
+
+
+def scratch_of(label, labels):
+    """The from-scratch row among `labels` that a fine-tuned row is against: the one of its own variant, or else
+    of a variant with the same model settings on the target; None if there is none."""
+    own = variant_of(label)
+    settings = VARIANTS.get(own, {}).get("target_settings", {})
+    candidates = [other for other in labels if other.startswith("SRT-1K from scratch [")
+                  and VARIANTS.get(variant_of(other), {}).get("target_settings", {}) == settings]
+    return next((other for other in candidates if variant_of(other) == own), candidates[0] if candidates else None)
+
+
 def sweep_table(records, full_records, field, target="Beauty"):
     """Each row's test NDCG@5 per value of the sweep; each fine-tuned row against from scratch."""
     import numpy as np
@@ -359,8 +386,8 @@ def sweep_table(records, full_records, field, target="Beauty"):
 
     rows = [[row_name(label, field)] + [cell(points[label][v]) if v in points[label] else "-" for v in values]
             for label in points]
-    scratch = next((label for label in points if "from scratch [" in label), None)
     for label in points:
+        scratch = scratch_of(label, points)
         if "fine-tuned" in label and scratch:
             rows.append([f"{row_name(label, field)} ÷ from scratch"] + [
                 f"{np.mean(points[label][v]) / np.mean(points[scratch][v]):.2f}x"
@@ -400,10 +427,16 @@ CORPUS_SWEEP = ("history_match_one_category", "history_match_three_categories", 
 CORPUS_SCRATCH = "SRT-1K from scratch [history_match]"
 
 
+def pretraining_run(variant, records):
+    """The latest recorded pre-training of the variant, or None."""
+    runs = [r for r in records if "pre-trained" in r["label"] and variant_of(r["label"]) == variant]
+    return runs[-1] if runs else None
+
+
 def pretraining_positions(variant, records):
     """Training positions per epoch of the variant's pre-training, from its recorded runs (None if not recorded)."""
-    runs = [r for r in records if "pre-trained" in r["label"] and r["label"].endswith(f"[{variant}]")]
-    return runs[-1]["compute"]["seen_interactions"] // runs[-1]["settings"]["epochs"] if runs else None
+    run = pretraining_run(variant, records)
+    return run["compute"]["seen_interactions"] // run["settings"]["epochs"] if run else None
 
 
 def corpus_points(records, full_records):
@@ -461,6 +494,60 @@ def corpus_figure(points, path, target="Beauty"):
     fig.savefig(path, dpi=110)
 
 
+# Model size and pre-training compute on one corpus (Games): 2 and 3 epochs of hidden 64, 1 of hidden 128 (the
+# last two at equal training FLOPs), each fine-tuned and against from scratch at its own size.
+SIZE_SWEEP = ("history_match_one_category", "history_match_one_category_3_epochs",
+              "history_match_one_category_hidden_128")
+
+
+def size_rows(records, full_records):
+    """[(budget, variant, its pre-training record, fine-tuned NDCG@5 values, from-scratch values at its size)] for
+    the SIZE_SWEEP variants that were fine-tuned, two or more of them at a budget."""
+    runs = sweep_runs(records, full_records)
+    values = {}
+    for r in runs:
+        values.setdefault((r.get("target_epochs", r["settings"]["epochs"]), base_label(r)), []).append(r["test_ndcg@5"])
+    labels = {label for _, label in values}
+    rows = []
+    for budget in sorted({b for b, _ in values}):
+        at_budget = []
+        for variant in SIZE_SWEEP:
+            finetuned = values.get((budget, f"SRT-1K fine-tuned (full, 20 epochs) [{variant}]"))
+            if finetuned is None:
+                continue
+            pretraining = pretraining_run(variant, records + full_records)
+            if pretraining is None:
+                raise SystemExit(f"[{variant}], {budget}-epoch budget: fine-tuned, but no pre-training run of it in "
+                                 f"the results files")
+            scratch = scratch_of(f"SRT-1K fine-tuned [{variant}]", labels)
+            at_budget.append((budget, variant, pretraining, finetuned, values.get((budget, scratch), [])))
+        rows += at_budget if len(at_budget) > 1 else []
+    return rows
+
+
+def size_table(rows, target="Beauty"):
+    """Fine-tuned test NDCG@5 by the pre-trained model's size and pre-training compute, against from scratch at the
+    same size."""
+    import numpy as np
+
+    def cell(values):
+        v = np.array(values)
+        return (f"{v.mean():.4f}" + (f" ± {v.std():.4f}" if len(v) > 1 else "") + f" ({len(v)})") if len(v) else "-"
+
+    table_rows = []
+    for budget, variant, pretraining, finetuned, scratch in rows:
+        settings = pretraining["settings"]
+        table_rows.append([f"{budget} epochs", f"`{variant}`", str(settings.get("hidden_size", 64)),
+                           f"{pretraining['compute']['non_embedding_parameters']:,}", str(settings["epochs"]),
+                           f"{pretraining['compute']['train_flops'] / 1e12:.1f}", f"{pretraining['wall_s'] / 60:.1f}",
+                           cell(finetuned), cell(scratch),
+                           f"{np.mean(finetuned) / np.mean(scratch):.2f}x" if scratch else "-"])
+    return markdown_table([f"{target} budget", "variant", "hidden size", "non-embedding parameters",
+                           "pre-training epochs", "pre-training TFLOPs", "pre-training minutes",
+                           "fine-tuned test NDCG@5 (seeds)", "from scratch, same size (seeds)", "÷ from scratch"],
+                          table_rows)
+
+
 def page_body(results_path):
     """The table of a results file: Table 4, or for a sweep's file each row per value of the sweep."""
     records = read_records(results_path)
@@ -475,6 +562,13 @@ def page_body(results_path):
         body += (f"\n### By pre-training corpus\n\nThe fine-tuned rows above by the corpus they were pre-trained on "
                  f"({', '.join(f'`{v}`' for v in CORPUS_SWEEP)}: the same settings and 2 pre-training epochs on 1, 3 "
                  f"and 7 categories).\n\n{corpus_table(points, target)}\n")
+    sizes = size_rows(records, full_records) if field == "target_epochs" else []
+    if sizes:
+        body += (f"\n### By model size at equal pre-training compute\n\nThe fine-tuned rows pre-trained on Games "
+                 f"({', '.join(f'`{v}`' for v in SIZE_SWEEP)}: hidden 64 for 2 and 3 epochs, hidden 128 for 1, the "
+                 f"last two at equal training FLOPs), each against from scratch at its own size. Minutes: the "
+                 f"pre-training's wall clock, evaluation included, on its run's machine.\n\n"
+                 f"{size_table(sizes, target)}\n")
     return body
 
 

@@ -87,3 +87,36 @@ def test_a_fine_tuned_run_whose_pre_training_is_not_recorded_is_an_error(table4)
                      0.045, 5, target_epochs=5)]
     with pytest.raises(SystemExit, match=r"5-epoch budget: no pre-training run of \[history_match_three_categories\]"):
         table4.corpus_points(budget, full_target_runs())
+
+
+def test_a_fine_tuned_row_is_against_from_scratch_at_its_own_model_size(table4):
+    hm, one, big = "history_match", "history_match_one_category", "history_match_one_category_hidden_128"
+    labels = [f"SRT-1K from scratch [{hm}]", f"SRT-1K from scratch [{big}]", "SRT-1K from scratch"]
+    assert table4.scratch_of(f"SRT-1K fine-tuned (full, 20 epochs) [{big}]", labels) == labels[1]
+    # No from-scratch row of its own: the one with the same settings on the target (history match, hidden 64).
+    assert table4.scratch_of(f"SRT-1K fine-tuned (full, 20 epochs) [{one}]", labels) == labels[0]
+    assert table4.scratch_of("SRT-1K fine-tuned (full) [seven_categories]", labels) is None
+
+
+def test_the_budget_sweep_puts_the_games_pre_trainings_by_model_size(table4):
+    three, big = "history_match_one_category_3_epochs", "history_match_one_category_hidden_128"
+
+    def pre_training(variant, hidden, epochs, tflops, minutes):
+        return {**pretraining(variant, "Games", 300_000, epochs),
+                "settings": {"epochs": epochs, **({"hidden_size": hidden} if hidden != 64 else {})},
+                "compute": {"seen_interactions": 300_000 * epochs, "train_flops": tflops * 1e12,
+                            "non_embedding_parameters": 108_540 if hidden == 64 else 420_000},
+                "wall_s": minutes * 60}
+
+    budget = [record(f"{SCRATCH}, 5-epoch budget", 1, 0.040, 5, target_epochs=5),
+              record(f"SRT-1K from scratch [{big}], 5-epoch budget", 1, 0.045, 5, target_epochs=5),
+              record(f"SRT-1K fine-tuned (full, 20 epochs) [{three}], 5-epoch budget", 1, 0.044, 5, target_epochs=5),
+              record(f"SRT-1K fine-tuned (full, 20 epochs) [{big}], 5-epoch budget", 1, 0.054, 5, target_epochs=5),
+              pre_training(three, 64, 3, 14.1, 11.0), pre_training(big, 128, 1, 14.5, 10.0)]
+    rows = table4.size_rows(budget, full_target_runs())
+    assert [(b, v, f, s) for b, v, _, f, s in rows] == [(5, three, [0.044], [0.040]), (5, big, [0.054], [0.045])]
+    lines = table4.size_table(rows).splitlines()
+    assert f"| 5 epochs | `{three}` | 64 | 108,540 | 3 | 14.1 | 11.0 | 0.0440 (1) | 0.0400 (1) | 1.10x |" in lines
+    assert f"| 5 epochs | `{big}` | 128 | 420,000 | 1 | 14.5 | 10.0 | 0.0540 (1) | 0.0450 (1) | 1.20x |" in lines
+    # One size alone at a budget is no comparison.
+    assert table4.size_rows(budget[:3] + budget[4:5], full_target_runs()) == []
