@@ -22,6 +22,7 @@ stopped (runs already in the file are skipped, a run killed mid-way goes on from
 
 import argparse
 import json
+import math
 import os
 import statistics
 
@@ -200,16 +201,27 @@ def table(records):
             + "; ".join(machines) + "\n")
 
 
+def trained_epochs(record):
+    """The epochs a run had: a converged run had all it needed."""
+    return record["epochs_run"] if stopped_short(record) else math.inf
+
+
 def at_one_budget(baseline, runs):
-    """Both sides' runs at one budget: where each side has runs stopped short and they stopped after different numbers
-    of epochs, the runs of each at the largest number both have (with it), else all of them (and None)."""
+    """Both sides' runs at one budget, and what it is (None: all runs, as they are). Where both sides have converged
+    runs, those; else where each side has runs stopped short after the same number of epochs, those at the largest
+    such number; else the runs of each side that trained at least as long as the other side's longest."""
+    epochs = min(max(trained_epochs(r) for r in side) for side in (baseline, runs))
     short = [{r["epochs_run"] for r in side if stopped_short(r)} for side in (baseline, runs)]
     common = short[0] & short[1]
-    if not common or len(short[0] | short[1]) == 1:
+    if epochs < math.inf and common and len(short[0] | short[1]) > 1:
+        epochs = max(common)
+        return ([r for r in baseline if r["epochs_run"] == epochs], [r for r in runs if r["epochs_run"] == epochs],
+                f"both after {epochs} epochs")
+    base, other = ([r for r in side if trained_epochs(r) >= epochs] for side in (baseline, runs))
+    if len(base) + len(other) == len(baseline) + len(runs) or epochs < math.inf and common:
         return baseline, runs, None
-    epochs = max(common)
-    return ([r for r in baseline if r["epochs_run"] == epochs], [r for r in runs if r["epochs_run"] == epochs],
-            epochs)
+    return base, other, ("converged runs only" if epochs == math.inf
+                         else f"each after {epochs} epochs or more, or converged")
 
 
 def headline(records):
@@ -224,11 +236,11 @@ def headline(records):
             continue
 
         def ratio(key):
-            unfinished = any(stopped_short(r) for r in baseline + runs[key])
-            base, other, epochs = at_one_budget(baseline, runs[key])
+            base, other, budget = at_one_budget(baseline, runs[key])
+            unfinished = any(stopped_short(r) for r in base + other)
             value = (statistics.mean(r["test"]["ndcg@5"] for r in other)
                      / statistics.mean(r["test"]["ndcg@5"] for r in base))
-            budget = f" (both after {epochs} epochs: {len(base)} / {len(other)} seeds)" if epochs else ""
+            budget = f" ({budget}: {len(base)} / {len(other)} seeds)" if budget else ""
             return f"{value:.2f}x" + (" *" if unfinished else "") + budget
 
         with_match = ("SRT-1K", "history_match")
