@@ -27,7 +27,7 @@ rows from a checkpoint or release of the variant's pre-training (the shipped one
 transfer_table4[_<target>]_budget_<budget>.jsonl: does pre-training pay when training time is short? Its table puts
 each row's budgets side by side, the full target's runs at their own number of epochs; where the fine-tuned rows of
 the corpus-size variants (CORPUS_SWEEP: 1, 3 and 7 categories) ran, it also puts them by pre-training corpus, and
-those of the size variants (SIZE_SWEEP: hidden 64 and 128 pre-trained on Games at equal compute) by model size.
+those of the size variants (SIZE_SWEEP: hidden 64 and 128 pre-trained on Games) by model size.
 """
 
 import argparse
@@ -101,8 +101,8 @@ VARIANTS = {
 VARIANTS.update({name: {**VARIANTS["history_match"], "from": "history_match", "corpus": corpus}
                  for name, corpus in (("history_match_one_category", "games"),
                                       ("history_match_three_categories", "three_categories"))})
-# Model size at equal pre-training compute (Games): hidden 128 costs 3.1x hidden 64's training FLOPs per step
-# (flops.srt_train_step; the token embeddings widen with it), so one epoch of it against three of hidden 64.
+# Model size at about equal pre-training compute (Games): an epoch of hidden 128 (its token embeddings widen with it)
+# costs 2.5x hidden 64's training FLOPs, so one epoch of it lies between two and three of hidden 64.
 HIDDEN_128 = {"hidden_size": 128, "inner_size": 256}
 VARIANTS["history_match_one_category_3_epochs"] = {**VARIANTS["history_match_one_category"],
                                                    "from": "history_match_one_category", "pretrain_epochs": 3}
@@ -494,8 +494,8 @@ def corpus_figure(points, path, target="Beauty"):
     fig.savefig(path, dpi=110)
 
 
-# Model size and pre-training compute on one corpus (Games): 2 and 3 epochs of hidden 64, 1 of hidden 128 (the
-# last two at equal training FLOPs), each fine-tuned and against from scratch at its own size.
+# Model size and pre-training compute on one corpus (Games): 2 and 3 epochs of hidden 64, 1 of hidden 128, each
+# fine-tuned and against from scratch at its own size.
 SIZE_SWEEP = ("history_match_one_category", "history_match_one_category_3_epochs",
               "history_match_one_category_hidden_128")
 
@@ -564,9 +564,9 @@ def page_body(results_path):
                  f"and 7 categories).\n\n{corpus_table(points, target)}\n")
     sizes = size_rows(records, full_records) if field == "target_epochs" else []
     if sizes:
-        body += (f"\n### By model size at equal pre-training compute\n\nThe fine-tuned rows pre-trained on Games "
-                 f"({', '.join(f'`{v}`' for v in SIZE_SWEEP)}: hidden 64 for 2 and 3 epochs, hidden 128 for 1, the "
-                 f"last two at equal training FLOPs), each against from scratch at its own size. Minutes: the "
+        body += (f"\n### By model size and pre-training compute\n\nThe fine-tuned rows pre-trained on Games "
+                 f"({', '.join(f'`{v}`' for v in SIZE_SWEEP)}: hidden 64 for 2 and 3 epochs, hidden 128 for 1, "
+                 f"whose training FLOPs lie between theirs), each against from scratch at its own size. Minutes: the "
                  f"pre-training's wall clock, evaluation included, on its run's machine.\n\n"
                  f"{size_table(sizes, target)}\n")
     return body
