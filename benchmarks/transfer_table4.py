@@ -373,6 +373,14 @@ def scratch_of(label, labels):
     return next((other for other in candidates if variant_of(other) == own), candidates[0] if candidates else None)
 
 
+def seeds_cell(values):
+    """Mean ± std over seeds (how many), or "-" for none."""
+    import numpy as np
+
+    v = np.array(values)
+    return (f"{v.mean():.4f}" + (f" ± {v.std():.4f}" if len(v) > 1 else "") + f" ({len(v)})") if len(v) else "-"
+
+
 def sweep_table(records, full_records, field, target="Beauty"):
     """Each row's test NDCG@5 per value of the sweep; each fine-tuned row against from scratch."""
     import numpy as np
@@ -380,11 +388,7 @@ def sweep_table(records, full_records, field, target="Beauty"):
     points = sweep_points(records, full_records, field)
     values = sorted({v for by_value in points.values() for v in by_value})
 
-    def cell(results):
-        v = np.array(results)
-        return f"{v.mean():.4f}" + (f" ± {v.std():.4f}" if len(v) > 1 else "") + f" ({len(v)})"
-
-    rows = [[row_name(label, field)] + [cell(points[label][v]) if v in points[label] else "-" for v in values]
+    rows = [[row_name(label, field)] + [seeds_cell(points[label].get(v, [])) for v in values]
             for label in points]
     for label in points:
         scratch = scratch_of(label, points)
@@ -467,9 +471,8 @@ def corpus_table(points, target="Beauty"):
     for budget, corpora in points.items():
         scratch = np.mean(corpora[0][2])
         for corpus, positions, values in corpora:
-            v = np.array(values)
-            rows.append([f"{budget} epochs", corpus, f"{positions:,}", f"{v.mean():.4f}" +
-                         (f" ± {v.std():.4f}" if len(v) > 1 else "") + f" ({len(v)})", f"{v.mean() / scratch:.2f}x"])
+            rows.append([f"{budget} epochs", corpus, f"{positions:,}", seeds_cell(values),
+                         f"{np.mean(values) / scratch:.2f}x"])
     return markdown_table([f"{target} budget", "pre-training corpus", "pre-training positions per epoch",
                            "test NDCG@5 (seeds)", "÷ from scratch"], rows)
 
@@ -530,17 +533,13 @@ def size_table(rows, target="Beauty"):
     same size."""
     import numpy as np
 
-    def cell(values):
-        v = np.array(values)
-        return (f"{v.mean():.4f}" + (f" ± {v.std():.4f}" if len(v) > 1 else "") + f" ({len(v)})") if len(v) else "-"
-
     table_rows = []
     for budget, variant, pretraining, finetuned, scratch in rows:
         settings = pretraining["settings"]
         table_rows.append([f"{budget} epochs", f"`{variant}`", str(settings.get("hidden_size", 64)),
                            f"{pretraining['compute']['non_embedding_parameters']:,}", str(settings["epochs"]),
                            f"{pretraining['compute']['train_flops'] / 1e12:.1f}", f"{pretraining['wall_s'] / 60:.1f}",
-                           cell(finetuned), cell(scratch),
+                           seeds_cell(finetuned), seeds_cell(scratch),
                            f"{np.mean(finetuned) / np.mean(scratch):.2f}x" if scratch else "-"])
     return markdown_table([f"{target} budget", "variant", "hidden size", "non-embedding parameters",
                            "pre-training epochs", "pre-training TFLOPs", "pre-training minutes",
