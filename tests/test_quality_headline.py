@@ -22,17 +22,26 @@ def run(label, variant, seed, ndcg, epochs, stopped_by):
             "epochs_run": epochs, "stopped_by": stopped_by}
 
 
+def short(label, variant, seed, ndcg, epochs):
+    """A run an epoch limit stopped."""
+    return run(label, variant, seed, ndcg, epochs, f"epoch limit ({epochs} of the schedule's 50)")
+
+
+def converged(label, variant, seed, ndcg, epochs):
+    return run(label, variant, seed, ndcg, epochs, "early stopping or max epochs")
+
+
 def cells(quality, records):
     """The cells of the headline's one dataset row."""
     return [c.strip() for c in quality.headline(records).splitlines()[2].split("|")[1:-1]]
 
 
 def test_runs_stopped_after_different_epochs_are_compared_at_the_budget_both_reached(quality):
-    records = [run("SASRec-CE", "default", 1, 0.050, 4, "time limit (3600 s)"),
-               run("SASRec-CE", "default", 2, 0.060, 12, "epoch limit (12 of the schedule's 50)"),
-               run("SRT-1K", "default", 1, 0.040, 4, "time limit (3600 s)"),
-               run("SRT-1K", "history_match", 1, 0.090, 12, "epoch limit (12 of the schedule's 50)"),
-               run("SRT-1K", "history_match", 2, 0.096, 12, "epoch limit (12 of the schedule's 50)")]
+    records = [short("SASRec-CE", "default", 1, 0.050, 4),
+               short("SASRec-CE", "default", 2, 0.060, 12),
+               short("SRT-1K", "default", 1, 0.040, 4),
+               short("SRT-1K", "history_match", 1, 0.090, 12),
+               short("SRT-1K", "history_match", 2, 0.096, 12)]
     row = cells(quality, records)
     # SASRec-CE's cell has all its runs; each ratio only those at the other side's budget.
     assert row[1] == "0.0550 ± 0.0071"
@@ -41,32 +50,32 @@ def test_runs_stopped_after_different_epochs_are_compared_at_the_budget_both_rea
 
 
 def test_where_both_have_converged_runs_those_are_compared(quality):
-    records = [run("SASRec-CE", "default", 1, 0.038, 26, "time limit (490 s)"),
-               run("SASRec-CE", "default", 2, 0.040, 50, "early stopping or max epochs"),
-               run("SRT-1K", "default", 1, 0.038, 23, "time limit (490 s)"),
-               run("SRT-1K", "default", 2, 0.044, 48, "early stopping or max epochs"),
-               run("SRT-1K", "history_match", 1, 0.060, 50, "early stopping or max epochs")]
+    records = [short("SASRec-CE", "default", 1, 0.038, 26),
+               converged("SASRec-CE", "default", 2, 0.040, 50),
+               short("SRT-1K", "default", 1, 0.038, 23),
+               converged("SRT-1K", "default", 2, 0.044, 48),
+               converged("SRT-1K", "history_match", 1, 0.060, 50)]
     row = cells(quality, records)
     assert row[1] == "0.0390 ± 0.0014"
     assert (row[3], row[5]) == ("1.10x (converged runs only: 1 / 1 seeds)", "1.50x (converged runs only: 1 / 1 seeds)")
 
 
 def test_converged_runs_are_compared_as_they_are(quality):
-    records = [run("SASRec-CE", "default", 1, 0.050, 30, "early stopping or max epochs"),
-               run("SASRec-CE", "default", 2, 0.054, 20, "early stopping or max epochs"),
-               run("SRT-1K", "default", 1, 0.052, 25, "early stopping or max epochs"),
-               run("SRT-1K", "history_match", 1, 0.078, 21, "time limit (5400 s)")]
+    records = [converged("SASRec-CE", "default", 1, 0.050, 30),
+               converged("SASRec-CE", "default", 2, 0.054, 20),
+               converged("SRT-1K", "default", 1, 0.052, 25),
+               short("SRT-1K", "history_match", 1, 0.078, 21)]
     row = cells(quality, records)
     assert (row[3], row[5]) == ("1.00x", "1.50x *")
 
 
 def test_a_side_that_stopped_short_is_against_the_other_sides_runs_that_trained_at_least_as_long(quality):
-    records = [run("SASRec-CE", "default", 1, 0.050, 4, "time limit (3600 s)"),
-               run("SASRec-CE", "default", 2, 0.068, 20, "epoch limit (20 of the schedule's 50)"),
-               run("SASRec-CE", "default", 3, 0.066, 14, "early stopping or max epochs"),
-               run("SRT-1K", "default", 1, 0.040, 4, "time limit (3600 s)"),
-               run("SRT-1K", "history_match", 1, 0.100, 16, "epoch limit (16 of the schedule's 50)"),
-               run("SRT-1K", "history_match", 2, 0.104, 16, "epoch limit (16 of the schedule's 50)")]
+    records = [short("SASRec-CE", "default", 1, 0.050, 4),
+               short("SASRec-CE", "default", 2, 0.068, 20),
+               converged("SASRec-CE", "default", 3, 0.066, 14),
+               short("SRT-1K", "default", 1, 0.040, 4),
+               short("SRT-1K", "history_match", 1, 0.100, 16),
+               short("SRT-1K", "history_match", 2, 0.104, 16)]
     row = cells(quality, records)
     assert row[3] == "0.80x * (both after 4 epochs: 1 / 1 seeds)"
     # No budget both stopped at: SASRec-CE's 4-epoch run had less than SRT's 16 and is left out; its converged run
