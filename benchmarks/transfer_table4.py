@@ -113,14 +113,13 @@ VARIANTS["history_match_one_category_hidden_128"] = {
 
 ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
         "finetune_gated", "scratch_gated", "finetune_full_low_lr",
-        "finetune_progressive", "finetune_progressive_scratch_epochs", "finetune_full_ewc_scratch_epochs",
+        "finetune_progressive", "finetune_progressive_scratch_epochs",
         "scratch_pretraining_tokenizer", "sasrec")
 # Rows that start from the variant's pre-trained checkpoint (the others run without pre-training).
 # The seed of --target-users samples: one nested sample per fraction for every row and run.
 USER_SAMPLE_SEED = 2020
 PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "zero_shot_history_only", "finetune_full", "finetune_full_scratch_epochs",
-                   "finetune_gated", "finetune_full_low_lr", "finetune_progressive", "finetune_progressive_scratch_epochs",
-                   "finetune_full_ewc_scratch_epochs"}
+                   "finetune_gated", "finetune_full_low_lr", "finetune_progressive", "finetune_progressive_scratch_epochs"}
 # SRT's default depth (no variant changes it): the number of progressive stages before the last one.
 with open(os.path.join(os.path.dirname(RESULTS_DIR), "..", "properties", "model", "SRT.yaml")) as f:
     SRT_LAYERS = yaml.safe_load(f)["n_layers"]
@@ -241,10 +240,6 @@ def run(args):
                  "finetune_epochs_per_layer": budget["progressive"]["finetune_epochs_per_layer"],
                  "finetune_final_epochs": budget["scratch_epochs"]
                  - SRT_LAYERS * budget["progressive"]["finetune_epochs_per_layer"]}),
-            # EWC alone, without the staged unfreezing: which of the two the progressive row's result is due to.
-            "finetune_full_ewc_scratch_epochs": (
-                f"SRT-1K fine-tuned (full + EWC 100, {budget['scratch_epochs']} epochs){tag}", "SRT",
-                {**transfer, "epochs": budget["scratch_epochs"], "ewc_lambda": 100}),
             # Control for the fine-tuned rows: their tokenizer and number of epochs, but random initial weights.
             "scratch_pretraining_tokenizer": (
                 "SRT-1K from scratch (pre-training's tokenizer and fine-tuning epochs)", "SRT",
