@@ -120,9 +120,6 @@ ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", 
 USER_SAMPLE_SEED = 2020
 PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "zero_shot_history_only", "finetune_full", "finetune_full_scratch_epochs",
                    "finetune_gated", "finetune_full_low_lr", "finetune_progressive", "finetune_progressive_scratch_epochs"}
-# SRT's default depth (no variant changes it): the number of progressive stages before the last one.
-with open(os.path.join(os.path.dirname(RESULTS_DIR), "..", "properties", "model", "SRT.yaml")) as f:
-    SRT_LAYERS = yaml.safe_load(f)["n_layers"]
 
 
 def convert(raw_dir, data_dir, name, folders, tokenizer_text=()):
@@ -190,6 +187,9 @@ def run(args):
     if args.target_epochs is not None:
         fields, suffix = {"target_epochs": args.target_epochs}, f", {args.target_epochs}-epoch budget"
     tag = "" if args.variant == "baseline" else f" [{args.variant}]"
+    # SRT's default depth (no variant changes it): the number of progressive stages before the last one.
+    with open(os.path.join(os.path.dirname(RESULTS_DIR), "..", "properties", "model", "SRT.yaml")) as f:
+        layers = yaml.safe_load(f)["n_layers"]
     for seed in args.seeds:
         checkpoint = args.pretrained
         if set(args.rows) & PRETRAINED_ROWS and checkpoint is None:
@@ -239,7 +239,7 @@ def run(args):
                 {**transfer, "finetune_strategy": "progressive", "ewc_lambda": 100,
                  "finetune_epochs_per_layer": budget["progressive"]["finetune_epochs_per_layer"],
                  "finetune_final_epochs": budget["scratch_epochs"]
-                 - SRT_LAYERS * budget["progressive"]["finetune_epochs_per_layer"]}),
+                 - layers * budget["progressive"]["finetune_epochs_per_layer"]}),
             # Control for the fine-tuned rows: their tokenizer and number of epochs, but random initial weights.
             "scratch_pretraining_tokenizer": (
                 "SRT-1K from scratch (pre-training's tokenizer and fine-tuning epochs)", "SRT",
