@@ -111,14 +111,23 @@ VARIANTS["history_match_one_category_hidden_128"] = {
     "settings": {**VARIANTS["history_match_one_category"]["settings"], **HIDDEN_128},
     "target_settings": {**VARIANTS["history_match_one_category"]["target_settings"], **HIDDEN_128}}
 
+# Pre-training with a hashed item-id table (issue 24's dense-catalog option): what does it do to transfer? The table
+# is another catalog's ids, so the target starts its own at zero (or leaves it out); the question is whether the text
+# part, which learned beside the table, still carries over. One change against history_match_one_category.
+VARIANTS["history_match_one_category_hashed_ids"] = {
+    **VARIANTS["history_match_one_category"], "from": "history_match_one_category",
+    "settings": {**VARIANTS["history_match_one_category"]["settings"], "item_id_hash_buckets": 65536},
+    "target_settings": {**VARIANTS["history_match_one_category"]["target_settings"], "item_id_hash_buckets": 65536}}
+
 ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
-        "finetune_gated", "scratch_gated", "finetune_full_low_lr",
+        "finetune_full_without_id_table", "finetune_gated", "scratch_gated", "finetune_full_low_lr",
         "finetune_progressive", "finetune_progressive_scratch_epochs",
         "scratch_pretraining_tokenizer", "sasrec")
 # Rows that start from the variant's pre-trained checkpoint (the others run without pre-training).
 # The seed of --target-users samples: one nested sample per fraction for every row and run.
 USER_SAMPLE_SEED = 2020
 PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "zero_shot_history_only", "finetune_full", "finetune_full_scratch_epochs",
+                   "finetune_full_without_id_table",
                    "finetune_gated", "finetune_full_low_lr", "finetune_progressive", "finetune_progressive_scratch_epochs"}
 
 
@@ -171,6 +180,9 @@ def run(args):
     common = budget["common"]
     target, target_folder, target_dataset = TARGETS[args.target]
     variant = VARIANTS[args.variant]
+    if "finetune_full_without_id_table" in args.rows and not variant["settings"].get("item_id_hash_buckets"):
+        raise SystemExit(f"finetune_full_without_id_table: the variant {args.variant} pre-trains without a hashed "
+                         "id table (item_id_hash_buckets), so the row would be finetune_full_scratch_epochs")
     corpus_name, folders = CORPORA[variant["corpus"]]
     # With the target's item text in its tokenizer, a corpus is converted once per target.
     dataset = f"pretrain_{variant['corpus']}" + (f"_{args.target}_text" if variant.get("target_text") else "")
@@ -218,6 +230,11 @@ def run(args):
             # The from-scratch row's number of epochs: the same budget for both.
             "finetune_full_scratch_epochs": (f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs){tag}", "SRT",
                                              {**transfer, "epochs": budget["scratch_epochs"]}),
+            # A variant pre-trained with a hashed id table, fine-tuned without one: the text part alone carries over
+            # (the row above gives the target a table of the checkpoint's size, starting at zero).
+            "finetune_full_without_id_table": (
+                f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs, no id table on {target}){tag}", "SRT",
+                {**transfer, "epochs": budget["scratch_epochs"], "item_id_hash_buckets": 0}),
             # The fine-tuning schedule: a quarter of the learning rate, so the pre-trained weights move less.
             # The transformer's scores gated from 0: fine-tuning starts from the pre-trained history-match scores
             # alone (its zero-shot ranking) and lets the transformer in as the target's data supports it.
@@ -591,7 +608,8 @@ def main():
                         help="start every seed's transfer rows from this seed's pre-training (default: their own)")
     parser.add_argument("--target", choices=list(TARGETS), default="beauty")
     parser.add_argument("--variant", choices=list(VARIANTS), default="baseline", help="pre-training variant")
-    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="rows to run (default all)")
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=None,
+                        help="rows to run (default all that apply to the variant)")
     parser.add_argument("--target-users", type=float, default=None,
                         help="train and test on this fraction (0, 1) of the target's users (a nested, seeded sample)")
     parser.add_argument("--target-epochs", type=int, default=None,
@@ -615,6 +633,9 @@ def main():
     suffix = ("" if args.target == "beauty" else f"_{args.target}") + "".join(
         sweep.suffix for field, sweep in SWEEPS.items() if getattr(args, field) is not None)
     args.results = args.results or os.path.join(RESULTS_DIR, f"transfer_table4{suffix}_{args.budget}.jsonl")
+    if args.rows is None:
+        with_table = VARIANTS[args.variant]["settings"].get("item_id_hash_buckets")
+        args.rows = [row for row in ROWS if with_table or row != "finetune_full_without_id_table"]
     sys.argv = sys.argv[:1]
     if args.command == "run":
         run(args)

@@ -83,15 +83,47 @@ def distance(model, state, prefix=""):
                if name.startswith(prefix))
 
 
-def test_a_hashed_id_table_starts_at_zero_on_another_catalog(data_root, tmp_path):
+@pytest.fixture(scope="module")
+def hashed_checkpoint(data_root, tmp_path_factory):
+    """SRT with a 16-row hashed id table, trained one epoch on the 40-user ml-100k subset."""
     settings = {"data_path": data_root, "epochs": 1, "MAX_ITEM_LIST_LENGTH": 10, "hidden_size": 16, "inner_size": 32,
                 "n_layers": 1, "n_heads": 2, "train_neg_count": 20, "tokenizer_vocab_size": 300, "seed": 7,
                 "state": "WARNING", "show_progress": False, "item_id_hash_buckets": 16,
-                "checkpoint_dir": str(tmp_path / "saved"), **ML_TEXT}
+                "checkpoint_dir": str(tmp_path_factory.mktemp("hashed") / "saved"), **ML_TEXT}
     checkpoint = run_recbole("SRT", "ml40", config_dict=settings)["saved_model_file"]
     assert load_checkpoint(checkpoint, "cpu")["state_dict"]["item_id_embedding.table.weight"].abs().sum() > 0
-    _, model, _ = build("SRT", "beauty_toy", {}, **toy_settings(settings, checkpoint))  # the hash keys adopted
-    assert model.item_id_embedding.table.weight.abs().sum() == 0  # another catalog's ids mean nothing here
+    return checkpoint, settings
+
+
+def test_a_hashed_id_table_starts_at_zero_on_another_catalog_whatever_its_size(hashed_checkpoint):
+    checkpoint, settings = hashed_checkpoint
+    _, adopted, _ = build("SRT", "beauty_toy", {}, **toy_settings(settings, checkpoint))  # the hash keys adopted
+    assert adopted.item_id_embedding.table.weight.shape == (16, 16)
+    assert adopted.item_id_embedding.table.weight.abs().sum() == 0  # another catalog's ids mean nothing here
+    _, larger, _ = build("SRT", "beauty_toy", {}, **toy_settings(settings, checkpoint, item_id_hash_buckets=64))
+    assert larger.item_id_embedding.table.weight.shape == (64, 16) and larger.item_id_embedding.table.weight.abs().sum() == 0
+    _, ignored, _ = build("SRT", "beauty_toy", {}, **toy_settings(settings, checkpoint, item_id_hash_buckets=0))
+    assert ignored.item_id_embedding is None
+    adopted.eval()
+    ignored.eval()
+    with torch.no_grad():  # zero-shot, a zero table and none score alike
+        assert torch.equal(adopted.all_item_embeddings(), ignored.all_item_embeddings())
+
+
+def test_a_release_leaves_the_hashed_id_table_out_and_ewc_leaves_it_free(hashed_checkpoint, tmp_path):
+    from recbole_srt.transfer.release import export
+
+    checkpoint, settings = hashed_checkpoint
+    released = torch.load(export(checkpoint, "hashed", str(tmp_path)), weights_only=True)
+    assert not any(k.startswith("item_id_embedding.") for k in released["state_dict"])
+    assert released["config"]["item_id_hash_buckets"] == 16
+    _, model, _ = build("SRT", "beauty_toy", {}, **toy_settings(settings, str(tmp_path / "hashed" / "hashed.pth")))
+    assert model.item_id_embedding.table.weight.abs().sum() == 0
+    fisher = {name: torch.ones_like(p) for name, p in model.named_parameters() if not name.startswith("item_id_")}
+    penalty = EWCPenalty(model, fisher, strength=1.0)
+    with torch.no_grad():
+        model.item_id_embedding.table.weight += 1.0
+    assert penalty().item() == 0.0
 
 
 def test_progressive_fine_tuning_unfreezes_layers_from_the_top(ml_checkpoint):

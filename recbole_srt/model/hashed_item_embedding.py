@@ -4,7 +4,8 @@ their rows). Frequent items get vectors of their own beside what their text says
 not the catalog's.
 
 Ids are the dataset's internal ids, which mean nothing in another catalog: a model built from `pretrained_model`
-starts with this table at zero, and items given only by their text (new items, `recommend(items=...)`) get none.
+never loads the checkpoint's table; its own (the checkpoint's size unless the run sets `item_id_hash_buckets`, 0 for
+none) starts at zero, and items given only by their text (new items, `recommend(items=...)`) get none.
 """
 
 import torch

@@ -139,14 +139,16 @@ class SRT(SequentialRecommender):
         nn.init.normal_(self.item_encoder.empty_field, std=self.initializer_range)
         if pretrained is not None:
             self.load_state_dict(self.pretrained_state(pretrained["state_dict"], config["pretrained_model"]))
-            if self.item_id_embedding is not None:  # the checkpoint's ids are another catalog's items
-                nn.init.zeros_(self.item_id_embedding.table.weight)
             logger.info(f"SRT weights and tokenizer from pretrained_model {config['pretrained_model']} "
                         f"(trained on {pretrained['config']['dataset']})")
 
     def pretrained_state(self, state, path):
         """A checkpoint's weights to load: the transformer gate, if this run has one, starts at its own
-        `transformer_gate_init` (the checkpoint may have none)."""
+        `transformer_gate_init` (the checkpoint may have none); the hashed id table, if this run has one, at zero
+        whatever the checkpoint had, since the checkpoint's ids are another catalog's items."""
+        state = {k: v for k, v in state.items() if not k.startswith(transfer.CATALOG_PARAMETERS)}
+        if self.item_id_embedding is not None:
+            state["item_id_embedding.table.weight"] = torch.zeros_like(self.item_id_embedding.table.weight)
         if self.transformer_gate is None:
             if "transformer_gate" in state:
                 raise ValueError(f"pretrained_model {path}: it has a transformer gate (trained with "

@@ -49,8 +49,9 @@ def pretraining_fisher(checkpoint_path, batches, pretraining_data):
     return fisher
 
 
-# Parameters that fine-tuning adds (the transformer gate starts at the run's own value): nothing to anchor them at.
-UNANCHORED = ("transformer_gate",)
+# Parameters that fine-tuning adds (the transformer gate starts at the run's own value, the hashed id table at zero
+# for the new catalog's ids): nothing to anchor them at.
+UNANCHORED = ("transformer_gate", "item_id_embedding.table.weight")
 
 
 class EWCPenalty(nn.Module):

@@ -3,7 +3,8 @@
 Every SRT parameter (token embeddings, adapter, transformer, positions) is independent of the catalog, so a
 checkpoint trained on other categories loads as is; the new catalog's text is tokenized with the checkpoint's own
 SentencePiece model (stored in the checkpoint), and popularity comes from the new training split as always. The
-settings that decide the parameters come from the checkpoint unless the run sets them.
+settings that decide the parameters come from the checkpoint unless the run sets them. The one part that belongs
+to a catalog, the hashed item-id table, is not carried over: its rows are another catalog's ids.
 """
 
 from recbole_srt.architectures import SHAPE_KEYS
@@ -12,7 +13,12 @@ from recbole_srt.checkpoint import load_checkpoint
 # Settings that decide the parameters' shapes or what they mean: they must be the checkpoint's.
 MUST_MATCH = ("n_layers", "n_heads", "hidden_size", "inner_size", "hidden_act", "token_embedding_size",
               "per_field_token_tables", "text_pooling", "text_normalization", "position_encoding",
-              "MAX_ITEM_LIST_LENGTH", "item_id_hash_buckets", "item_id_hashes", "lexical_match_dim", "repeat_match")
+              "MAX_ITEM_LIST_LENGTH", "lexical_match_dim", "repeat_match")
+# Taken from the checkpoint unless the run sets them, but free to differ: the new catalog's hashed id table starts at
+# zero whatever its size (0: none, the pre-trained model's text part alone).
+ADOPTED = MUST_MATCH + ("item_id_hash_buckets", "item_id_hashes")
+# The checkpoint's parameters that are never loaded: the hashed item-id table (HashedItemEmbedding).
+CATALOG_PARAMETERS = ("item_id_embedding.",)
 # What a checkpoint written before a MUST_MATCH setting existed was trained with.
 BEFORE_THE_SETTING = {"item_id_hash_buckets": 0, "item_id_hashes": 2, "lexical_match_dim": 0, "repeat_match": False}
 
@@ -41,7 +47,7 @@ def is_release(checkpoint):
 
 
 def adopt_settings(config):
-    """Take every MUST_MATCH setting the run does not set itself (in a config file, the config dict or the command
+    """Take every ADOPTED setting the run does not set itself (in a config file, the config dict or the command
     line; `architecture` sets the shape keys) from `pretrained_model`'s checkpoint. A setting the run sets to another
     value stays an error (`check_compatible`), naming both. Returns what it took."""
     path = config["pretrained_model"]
@@ -51,7 +57,7 @@ def adopt_settings(config):
     given = set(config.file_config_dict) | set(config.variable_config_dict) | set(config.cmd_config_dict)
     if "architecture" in given:
         given |= set(SHAPE_KEYS)
-    adopted = {key: trained_value(trained, key) for key in MUST_MATCH
+    adopted = {key: trained_value(trained, key) for key in ADOPTED
                if key not in given and config[key] != trained_value(trained, key)}
     for key, value in adopted.items():
         config[key] = value

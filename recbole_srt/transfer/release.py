@@ -3,7 +3,8 @@
     python -m recbole_srt.transfer.release saved/SRT-....pth --name NAME [--output-dir pretrained]
 
 writes `pretrained/NAME/NAME.pth` (the one file `pretrained_model:` takes): the weights, the SentencePiece model and
-the settings that decide the parameters, as plain values. No optimizer state, scheduler or pickled objects: it loads
+the settings that decide the parameters, as plain values (a hashed item-id table is left out: it belongs to the
+checkpoint's catalog). No optimizer state, scheduler or pickled objects: it loads
 with torch's weights-only unpickler and nothing else, and it holds no training data (so EWC, which needs the
 pre-training data, cannot start from it). Beside it, `NAME.json` records where it came from.
 """
@@ -15,9 +16,9 @@ import os
 import sys
 
 from recbole_srt.checkpoint import load_checkpoint, save_checkpoint
-from recbole_srt.transfer.pretrained import MUST_MATCH, read
+from recbole_srt.transfer.pretrained import ADOPTED, CATALOG_PARAMETERS, read
 
-# Settings recorded besides MUST_MATCH: how the text was read and how the model was trained.
+# Settings recorded besides ADOPTED: how the text was read and how the model was trained.
 RECORDED = ("model", "dataset", "text_fields", "max_text_tokens", "train_neg_count", "neg_sampling_distribution",
             "neg_sampling_scope", "logq_correction", "shared_negatives", "in_batch_negatives", "transformer_gate_init", "temperature", "learning_rate", "epochs",
             "train_batch_size", "seed")
@@ -40,9 +41,11 @@ def export(checkpoint_path, name, output_dir="pretrained", trust_checkpoint=Fals
     (written before checkpoints held data only) is read only with `trust_checkpoint`; its release holds data only."""
     checkpoint = read(checkpoint_path, trust_checkpoint)
     config = checkpoint["config"]
-    settings = {key: plain(config[key]) for key in (*RECORDED, *MUST_MATCH) if key in config}
+    settings = {key: plain(config[key]) for key in (*RECORDED, *ADOPTED) if key in config}
+    # A hashed id table is left out: another catalog never loads it (its ids are this one's items).
     release = {"config": settings, "state_dict": {k: v.detach().cpu().contiguous() for k, v in
-                                                  checkpoint["state_dict"].items()},
+                                                  checkpoint["state_dict"].items()
+                                                  if not k.startswith(CATALOG_PARAMETERS)},
                "other_parameter": {"tokenizer_proto": checkpoint["other_parameter"]["tokenizer_proto"]},
                "compute": plain(checkpoint.get("compute") or {})}
     folder = os.path.join(output_dir, name)
