@@ -19,7 +19,7 @@ MUST_MATCH = ("n_layers", "n_heads", "hidden_size", "inner_size", "hidden_act", 
 ADOPTED = MUST_MATCH + ("item_id_hash_buckets", "item_id_hashes")
 # The checkpoint's parameters that are never loaded: the hashed item-id table (HashedItemEmbedding).
 CATALOG_PARAMETERS = ("item_id_embedding.",)
-# What a checkpoint written before a MUST_MATCH setting existed was trained with.
+# What a checkpoint written before an ADOPTED setting existed was trained with.
 BEFORE_THE_SETTING = {"item_id_hash_buckets": 0, "item_id_hashes": 2, "lexical_match_dim": 0, "repeat_match": False}
 
 
