@@ -24,7 +24,7 @@ BEFORE_THE_SETTING = {"item_id_hash_buckets": 0, "item_id_hashes": 2, "lexical_m
 
 
 def trained_value(trained, key):
-    """A MUST_MATCH setting of a checkpoint's config (its default when the checkpoint predates the setting)."""
+    """An ADOPTED setting of a checkpoint's config (its default when the checkpoint predates the setting)."""
     return trained[key] if key in trained else BEFORE_THE_SETTING.get(key)
 
 
