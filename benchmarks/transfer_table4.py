@@ -121,14 +121,15 @@ VARIANTS["history_match_one_category_hashed_ids"] = {
 
 ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
         "finetune_full_without_id_table", "finetune_gated", "scratch_gated", "finetune_full_low_lr",
-        "finetune_progressive", "finetune_progressive_scratch_epochs",
+        "finetune_full_ewc_scratch_epochs", "finetune_progressive", "finetune_progressive_scratch_epochs",
         "scratch_pretraining_tokenizer", "sasrec")
 # Rows that start from the variant's pre-trained checkpoint (the others run without pre-training).
 # The seed of --target-users samples: one nested sample per fraction for every row and run.
 USER_SAMPLE_SEED = 2020
 PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "zero_shot_history_only", "finetune_full", "finetune_full_scratch_epochs",
                    "finetune_full_without_id_table",
-                   "finetune_gated", "finetune_full_low_lr", "finetune_progressive", "finetune_progressive_scratch_epochs"}
+                   "finetune_gated", "finetune_full_low_lr", "finetune_full_ewc_scratch_epochs", "finetune_progressive",
+                   "finetune_progressive_scratch_epochs"}
 
 
 def convert(raw_dir, data_dir, name, folders, tokenizer_text=()):
@@ -235,7 +236,6 @@ def run(args):
             "finetune_full_without_id_table": (
                 f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs, no id table on {target}){tag}", "SRT",
                 {**transfer, "epochs": budget["scratch_epochs"], "item_id_hash_buckets": 0}),
-            # The fine-tuning schedule: a quarter of the learning rate, so the pre-trained weights move less.
             # The transformer's scores gated from 0: fine-tuning starts from the pre-trained history-match scores
             # alone (its zero-shot ranking) and lets the transformer in as the target's data supports it.
             "finetune_gated": (f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs, transformer gate from 0){tag}",
@@ -244,9 +244,14 @@ def run(args):
             "scratch_gated": (f"SRT-1K from scratch (transformer gate from 0){tag}", "SRT",
                               {**common, **SRT_1K, **variant.get("target_settings", {}),
                                "epochs": budget["scratch_epochs"], "transformer_gate_init": 0.0}),
+            # The fine-tuning schedule: a quarter of the learning rate, so the pre-trained weights move less.
             "finetune_full_low_lr": (f"SRT-1K fine-tuned (full, lr / 4){tag}", "SRT",
                                      {**transfer, "epochs": budget["finetune_epochs"],
                                       "learning_rate": common["learning_rate"] / 4}),
+            # Full fine-tuning for the from-scratch row's epochs, held near the pre-trained weights by EWC alone.
+            "finetune_full_ewc_scratch_epochs": (
+                f"SRT-1K fine-tuned (full + EWC 100, {budget['scratch_epochs']} epochs){tag}", "SRT",
+                {**transfer, "epochs": budget["scratch_epochs"], "ewc_lambda": 100}),
             "finetune_progressive": (f"SRT-1K fine-tuned (progressive + EWC 100){tag}", "SRT",
                                      {**transfer, **budget["progressive"], "finetune_strategy": "progressive",
                                       "ewc_lambda": 100}),
