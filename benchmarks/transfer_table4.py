@@ -6,6 +6,7 @@ NDCG@5 / HIT@5, the same candidates).
     python benchmarks/transfer_table4.py run [--budget cpu|paper] [--seeds 1 2]     # resumable: done runs skipped
     python benchmarks/transfer_table4.py run --variant within_source_negatives --rows zero_shot finetune_full
     python benchmarks/transfer_table4.py run --seeds 2 --pretrain-seed 1 ...   # seed 2 fine-tuned from seed 1's
+    python benchmarks/transfer_table4.py run --rows finetune_full_ewc_scratch_epochs --ewc-lambda 10000 ...
     python benchmarks/transfer_table4.py table     # prints the table, draws the figure beside the JSONL
     python benchmarks/transfer_table4.py run --variant history_match --pretrained pretrained/NAME/NAME.pth \
         --target-users 0.1 --rows scratch_variant finetune_full_scratch_epochs   # where does pre-training pay?
@@ -212,6 +213,7 @@ def run(args):
                                  args.results, args.pretrain_seed or seed, needs_checkpoint=True)["checkpoint"]
         # Cheapest first, so that an interrupted session has committed the most rows.
         transfer = {**common, **SRT_1K, "pretrained_model": checkpoint}
+        ewc = args.ewc_lambda
         rows = {
             "zero_shot": (f"SRT-1K zero-shot{tag}", "SRT", {**transfer, "epochs": 0}),
             # The target's popularity (its training-split counts) added to the scores: what a model trained on other
@@ -250,15 +252,15 @@ def run(args):
                                       "learning_rate": common["learning_rate"] / 4}),
             # Full fine-tuning for the from-scratch row's epochs, held near the pre-trained weights by EWC alone.
             "finetune_full_ewc_scratch_epochs": (
-                f"SRT-1K fine-tuned (full + EWC 100, {budget['scratch_epochs']} epochs){tag}", "SRT",
-                {**transfer, "epochs": budget["scratch_epochs"], "ewc_lambda": 100}),
-            "finetune_progressive": (f"SRT-1K fine-tuned (progressive + EWC 100){tag}", "SRT",
+                f"SRT-1K fine-tuned (full + EWC {ewc:g}, {budget['scratch_epochs']} epochs){tag}", "SRT",
+                {**transfer, "epochs": budget["scratch_epochs"], "ewc_lambda": ewc}),
+            "finetune_progressive": (f"SRT-1K fine-tuned (progressive + EWC {ewc:g}){tag}", "SRT",
                                      {**transfer, **budget["progressive"], "finetune_strategy": "progressive",
-                                      "ewc_lambda": 100}),
+                                      "ewc_lambda": ewc}),
             # The same, given the from-scratch row's number of epochs: the per-layer stages as above, the rest in the last.
             "finetune_progressive_scratch_epochs": (
-                f"SRT-1K fine-tuned (progressive + EWC 100, {budget['scratch_epochs']} epochs){tag}", "SRT",
-                {**transfer, "finetune_strategy": "progressive", "ewc_lambda": 100,
+                f"SRT-1K fine-tuned (progressive + EWC {ewc:g}, {budget['scratch_epochs']} epochs){tag}", "SRT",
+                {**transfer, "finetune_strategy": "progressive", "ewc_lambda": ewc,
                  "finetune_epochs_per_layer": budget["progressive"]["finetune_epochs_per_layer"],
                  "finetune_final_epochs": budget["scratch_epochs"]
                  - layers * budget["progressive"]["finetune_epochs_per_layer"]}),
@@ -604,6 +606,12 @@ def page_body(results_path):
     return body
 
 
+def strength(text):
+    """A number, kept an int where it is one, so that a run's settings hash as before the flag existed."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "table"])
@@ -620,6 +628,8 @@ def main():
     parser.add_argument("--target-epochs", type=int, default=None,
                         help="train every row on the target for this many epochs (the schedule's length) instead of "
                              "the budget's: does pre-training pay when training time is short?")
+    parser.add_argument("--ewc-lambda", type=strength, default=100,
+                        help="EWC strength of the rows with EWC (default 100, the paper's)")
     parser.add_argument("--pretrained", default=None,
                         help="checkpoint or release of the variant's pre-training, for the pre-trained rows (default: "
                              "pre-train here)")

@@ -120,3 +120,8 @@ def test_the_budget_sweep_puts_the_games_pre_trainings_by_model_size(table4):
     assert f"| 5 epochs | `{big}` | 128 | 420,000 | 1 | 14.5 | 10.0 | 0.0540 (1) | 0.0450 (1) | 1.20x |" in lines
     # One size alone at a budget is no comparison.
     assert table4.size_rows(budget[:3] + budget[4:5], full_target_runs()) == []
+
+
+def test_the_ewc_strength_flag_keeps_the_runs_recorded_before_it(table4):
+    assert table4.settings_hash({"ewc_lambda": table4.strength("100")}) == table4.settings_hash({"ewc_lambda": 100})
+    assert table4.strength("1e4") == 10000 and table4.strength("0.5") == 0.5
