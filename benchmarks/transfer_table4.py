@@ -553,7 +553,8 @@ def size_rows(records, full_records):
             finetuned = values.get((budget, f"SRT-1K fine-tuned (full, 20 epochs) [{variant}]"))
             if finetuned is None:
                 continue
-            pretraining = pretraining_run(variant, records + full_records)
+            # The sweep's own record first: its minutes were measured beside the other sizes'.
+            pretraining = pretraining_run(variant, full_records + records)
             if pretraining is None:
                 raise SystemExit(f"[{variant}], {budget}-epoch budget: fine-tuned, but no pre-training run of it in "
                                  f"the results files")

@@ -120,6 +120,10 @@ def test_the_budget_sweep_puts_the_games_pre_trainings_by_model_size(table4):
     assert f"| 5 epochs | `{big}` | 128 | 420,000 | 1 | 14.5 | 10.0 | 0.0540 (1) | 0.0450 (1) | 1.20x |" in lines
     # One size alone at a budget is no comparison.
     assert table4.size_rows(budget[:3] + budget[4:5], full_target_runs()) == []
+    # A later pre-training of the same variant in the full target's file (a re-run on another machine) does not
+    # replace the minutes measured beside the other sizes.
+    rerun = table4.size_rows(budget, full_target_runs() + [pre_training(three, 64, 3, 14.1, 30.0)])
+    assert [pretraining["wall_s"] for _, _, pretraining, _, _ in rerun] == [11.0 * 60, 10.0 * 60]
 
 
 def test_the_ewc_strength_flag_keeps_the_runs_recorded_before_it(table4):
