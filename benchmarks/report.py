@@ -26,6 +26,7 @@ import catalog_scale  # noqa: E402
 import columnar_read  # noqa: E402
 import distributed_throughput  # noqa: E402
 import epoch_loop  # noqa: E402
+import ewc_fisher_scale  # noqa: E402
 import eval_speed  # noqa: E402
 import horizon  # noqa: E402
 import quality  # noqa: E402
@@ -48,6 +49,7 @@ JSON_TABLES = {
     "columnar_read_": columnar_read.table,
     "distributed_throughput_": distributed_throughput.table,
     "epoch_loop_": epoch_loop.table,
+    "ewc_fisher_scale_": ewc_fisher_scale.table,
     "eval_speed_": eval_speed.table,
     "horizon_": horizon.table,
     "sequence_store_": sequence_store.table,

@@ -1,0 +1,103 @@
+"""What `ewc_lambda` means: EWC's Fisher here is the mean squared gradient of the batch-mean training loss
+(`recbole_srt.transfer.ewc.fisher_diagonal`), while Kirkpatrick et al.'s, whose lambda the paper sets to 100, is the
+mean squared gradient of one example's loss. On the same pre-training examples this measures both, their ratio (the
+factor between a lambda here and the paper's), and the penalty each puts on fine-tuned checkpoints' distance from
+the pre-trained weights.
+
+    python benchmarks/ewc_fisher_scale.py --pretrained saved/PRETRAINED.pth --finetuned saved/FINETUNED.pth ... \\
+        [--batches 2]
+
+Writes results/ewc_fisher_scale_<device>.json.
+"""
+
+import argparse
+import os
+
+import torch
+
+from common import machine_line, markdown_table, write_results
+from recbole_srt.checkpoint import load_checkpoint
+from recbole_srt.quick_start import pretraining_data
+from recbole_srt.transfer.ewc import UNANCHORED, fisher_diagonal
+
+
+def per_example_fisher(model, train_data, batches):
+    """{parameter name: mean squared gradient of one example's loss} over the first `batches` training batches."""
+    device = next(model.parameters()).device
+    fisher = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
+    model.train()
+    examples = 0
+    for index, batch in enumerate(train_data):
+        if index == batches:
+            break
+        batch = batch.to(device)
+        for row in range(len(batch)):
+            model.zero_grad(set_to_none=True)
+            model.calculate_loss(batch[row:row + 1]).backward()
+            for name, p in model.named_parameters():
+                if p.grad is not None:
+                    fisher[name] += p.grad.detach() ** 2
+            examples += 1
+    model.zero_grad(set_to_none=True)
+    return {name: value / examples for name, value in fisher.items()}, examples
+
+
+def weighted_distance(fisher, anchor, weights, path):
+    """sum_i F_i (theta_i - theta*_i)^2 over the parameters EWC anchors: the penalty is lambda / 2 times this."""
+    total = 0.0
+    for name, value in fisher.items():
+        if name in UNANCHORED:
+            continue
+        if name not in weights or weights[name].shape != anchor[name].shape:
+            raise SystemExit(f"--finetuned {path}: its {name} is missing or has another shape than the pre-trained "
+                             f"model's {tuple(anchor[name].shape)}: not fine-tuned from --pretrained")
+        total += (value.cpu() * (weights[name] - anchor[name]) ** 2).sum().item()
+    return total
+
+
+def table(payload):
+    rows = [["batch Fisher (EWC here)", f"{payload['batch_fisher_sum']:.4g}", "1"],
+            ["per-example Fisher (Kirkpatrick et al.)", f"{payload['example_fisher_sum']:.4g}",
+             f"{payload['ratio']:.0f}"]]
+    penalties = [[os.path.basename(run["checkpoint"]), f"{run['batch_distance']:.4g}",
+                  f"{50 * run['batch_distance']:.4g}", f"{50 * run['example_distance']:.4g}"]
+                 for run in payload["finetuned"]]
+    return (f"Fisher information of `{os.path.basename(payload['pretrained'])}` over {payload['examples']:,} "
+            f"pre-training examples ({payload['batches']} batches of {payload['batch_size']}):\n\n"
+            + markdown_table(["Fisher", "sum over parameters", "x batch Fisher"], rows)
+            + "\n\nEach fine-tuned checkpoint's distance from the pre-trained weights, weighted by the batch Fisher, "
+              "and the EWC penalty at lambda 100 with each Fisher:\n\n"
+            + markdown_table(["fine-tuned checkpoint", "sum F (theta - theta*)^2, batch Fisher",
+                              "penalty at lambda 100, batch Fisher", "penalty at lambda 100, per-example Fisher"],
+                             penalties)
+            + f"\n\n{machine_line(payload['machine'])}\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pretrained", required=True, help="a pre-training checkpoint (not a release: its data)")
+    parser.add_argument("--finetuned", nargs="*", default=[], help="checkpoints fine-tuned from it")
+    parser.add_argument("--batches", type=int, default=2, help="pre-training batches to estimate both Fishers on")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model, train_data = pretraining_data(args.pretrained)
+    batch_fisher = fisher_diagonal(model, train_data, args.batches)
+    example_fisher, examples = per_example_fisher(model, train_data, args.batches)
+    anchor = load_checkpoint(args.pretrained, "cpu")["state_dict"]
+    finetuned = []
+    for path in args.finetuned:
+        weights = load_checkpoint(path, "cpu")["state_dict"]
+        finetuned.append({"checkpoint": path,
+                          "batch_distance": weighted_distance(batch_fisher, anchor, weights, path),
+                          "example_distance": weighted_distance(example_fisher, anchor, weights, path)})
+    batch_sum = sum(v.sum().item() for v in batch_fisher.values())
+    example_sum = sum(v.sum().item() for v in example_fisher.values())
+    device = next(model.parameters()).device.type
+    write_results(f"ewc_fisher_scale_{device}", {
+        "pretrained": args.pretrained, "batches": args.batches, "batch_size": train_data.config["train_batch_size"],
+        "examples": examples, "batch_fisher_sum": batch_sum, "example_fisher_sum": example_sum,
+        "ratio": example_sum / batch_sum, "finetuned": finetuned}, table)
+
+
+if __name__ == "__main__":
+    main()
