@@ -11,13 +11,15 @@ Writes results/ewc_fisher_scale_<device>.json.
 """
 
 import argparse
+import glob
 import os
 
 import torch
 
-from common import machine_line, markdown_table, write_results
+from common import RESULTS_DIR, machine_line, markdown_table, write_results
 from recbole_srt.checkpoint import load_checkpoint
 from recbole_srt.quick_start import pretraining_data
+from recbole_srt.scaling.records import read_records
 from recbole_srt.transfer.ewc import UNANCHORED, fisher_diagonal
 
 
@@ -55,21 +57,28 @@ def weighted_distance(fisher, anchor, weights, path):
     return total
 
 
+def table4_runs():
+    """{checkpoint: its Table 4 record}: a fine-tuned checkpoint is shown by its row's label and EWC strength."""
+    files = sorted(glob.glob(os.path.join(RESULTS_DIR, "transfer_table4*.jsonl")))
+    return {record["checkpoint"]: record for path in files for record in read_records(path)}
+
+
 def table(payload):
     rows = [["batch Fisher (EWC here)", f"{payload['batch_fisher_sum']:.4g}", "1"],
             ["per-example Fisher (Kirkpatrick et al.)", f"{payload['example_fisher_sum']:.4g}",
              f"{payload['ratio']:.0f}"]]
-    penalties = [[os.path.basename(run["checkpoint"]), f"{run['batch_distance']:.4g}",
-                  f"{50 * run['batch_distance']:.4g}", f"{50 * run['example_distance']:.4g}"]
+    penalties = [[run["label"] or os.path.basename(run["checkpoint"]), f"{run['batch_distance']:.4g}",
+                  f"{run['ewc_lambda'] / 2 * run['batch_distance']:.4g}", f"{50 * run['batch_distance']:.4g}",
+                  f"{50 * run['example_distance']:.4g}"]
                  for run in payload["finetuned"]]
     return (f"Fisher information of `{os.path.basename(payload['pretrained'])}` over {payload['examples']:,} "
             f"pre-training examples ({payload['batches']} batches of {payload['batch_size']}):\n\n"
             + markdown_table(["Fisher", "sum over parameters", "x batch Fisher"], rows)
-            + "\n\nEach fine-tuned checkpoint's distance from the pre-trained weights, weighted by the batch Fisher, "
-              "and the EWC penalty at lambda 100 with each Fisher:\n\n"
-            + markdown_table(["fine-tuned checkpoint", "sum F (theta - theta*)^2, batch Fisher",
-                              "penalty at lambda 100, batch Fisher", "penalty at lambda 100, per-example Fisher"],
-                             penalties)
+            + "\n\nAt the end of each fine-tuning: its distance from the pre-trained weights weighted by the batch "
+              "Fisher, the EWC penalty it trained under (its own lambda), and the penalty at lambda 100 with each "
+              "Fisher:\n\n"
+            + markdown_table(["fine-tuned run", "sum F (theta - theta*)^2, batch Fisher", "penalty at its lambda",
+                              "at lambda 100, batch Fisher", "at lambda 100, per-example Fisher"], penalties)
             + f"\n\n{machine_line(payload['machine'])}\n")
 
 
@@ -84,10 +93,12 @@ def main():
     batch_fisher = fisher_diagonal(model, train_data, args.batches)
     example_fisher, examples = per_example_fisher(model, train_data, args.batches)
     anchor = load_checkpoint(args.pretrained, "cpu")["state_dict"]
-    finetuned = []
+    finetuned, runs = [], table4_runs()
     for path in args.finetuned:
         weights = load_checkpoint(path, "cpu")["state_dict"]
-        finetuned.append({"checkpoint": path,
+        run = runs.get(path, {})
+        finetuned.append({"checkpoint": path, "label": run.get("label"),
+                          "ewc_lambda": run.get("settings", {}).get("ewc_lambda") or 0,
                           "batch_distance": weighted_distance(batch_fisher, anchor, weights, path),
                           "example_distance": weighted_distance(example_fisher, anchor, weights, path)})
     batch_sum = sum(v.sum().item() for v in batch_fisher.values())
