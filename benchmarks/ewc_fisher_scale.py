@@ -12,6 +12,7 @@ Writes results/ewc_fisher_scale_<device>.json.
 
 import argparse
 import glob
+import itertools
 import os
 
 import torch
@@ -23,25 +24,10 @@ from recbole_srt.scaling.records import read_records
 from recbole_srt.transfer.ewc import UNANCHORED, fisher_diagonal
 
 
-def per_example_fisher(model, train_data, batches):
-    """{parameter name: mean squared gradient of one example's loss} over the first `batches` training batches."""
-    device = next(model.parameters()).device
-    fisher = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
-    model.train()
-    examples = 0
-    for index, batch in enumerate(train_data):
-        if index == batches:
-            break
-        batch = batch.to(device)
-        for row in range(len(batch)):
-            model.zero_grad(set_to_none=True)
-            model.calculate_loss(batch[row:row + 1]).backward()
-            for name, p in model.named_parameters():
-                if p.grad is not None:
-                    fisher[name] += p.grad.detach() ** 2
-            examples += 1
-    model.zero_grad(set_to_none=True)
-    return {name: value / examples for name, value in fisher.items()}, examples
+def per_example_fisher(model, batches):
+    """({parameter name: mean squared gradient of one example's loss}, examples) over the examples of `batches`."""
+    examples = [batch[row:row + 1] for batch in batches for row in range(len(batch))]
+    return fisher_diagonal(model, examples, len(examples)), len(examples)
 
 
 def weighted_distance(fisher, anchor, weights, path):
@@ -90,8 +76,9 @@ def main():
     args = parser.parse_args()
     torch.manual_seed(0)
     model, train_data = pretraining_data(args.pretrained)
-    batch_fisher = fisher_diagonal(model, train_data, args.batches)
-    example_fisher, examples = per_example_fisher(model, train_data, args.batches)
+    batches = list(itertools.islice(train_data, args.batches))  # one draw of the shuffled data for both
+    batch_fisher = fisher_diagonal(model, batches, args.batches)
+    example_fisher, examples = per_example_fisher(model, batches)
     anchor = load_checkpoint(args.pretrained, "cpu")["state_dict"]
     finetuned, runs = [], table4_runs()
     for path in args.finetuned:

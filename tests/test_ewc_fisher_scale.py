@@ -32,7 +32,7 @@ def fisher_scale(monkeypatch):
 def test_the_per_example_fisher_is_the_mean_squared_example_gradient_and_exceeds_the_batch_one(fisher_scale):
     batches = [torch.tensor([1.0, -1.0, 3.0, 1.0]), torch.tensor([2.0, 0.0, -2.0, 0.0])]
     model = MeanOfProducts()
-    example, count = fisher_scale.per_example_fisher(model, batches, 2)
+    example, count = fisher_scale.per_example_fisher(model, batches)
     assert count == 8
     assert example["w"].item() == pytest.approx((1 + 1 + 9 + 1 + 4 + 0 + 4 + 0) / 8)
     assert fisher_diagonal(model, batches, 2)["w"].item() == pytest.approx((1.0 ** 2 + 0.0 ** 2) / 2)
