@@ -630,7 +630,8 @@ def main():
                         help="train every row on the target for this many epochs (the schedule's length) instead of "
                              "the budget's: does pre-training pay when training time is short?")
     parser.add_argument("--ewc-lambda", type=strength, default=100,
-                        help="EWC strength of the rows with EWC (default 100, the paper's)")
+                        help="EWC strength of the rows with EWC (default 100: the paper's number, though with our batch "
+                             "Fisher its strength is about 37,000; see recbole_srt/transfer/ewc.py)")
     parser.add_argument("--pretrained", default=None,
                         help="checkpoint or release of the variant's pre-training, for the pre-trained rows (default: "
                              "pre-train here)")
