@@ -132,6 +132,26 @@ def test_drawing_the_complement_gives_the_same_metrics_as_drawing_the_candidates
     assert trainer.evaluate(test, load_best_model=False) == by_complement
 
 
+@pytest.mark.parametrize("n_neg, k", [(20, 5), (1000, 100)])  # candidates drawn; the complement (ml80: under 2,002 items)
+def test_per_user_ranks_give_the_trainers_metrics(fast_config, n_neg, k):
+    modes = {"valid": f"sampled{n_neg}", "test": f"sampled{n_neg}"}
+    trainer, test = evaluate("SRT", fast_config, modes, topk=[k], valid_metric=f"NDCG@{k}")
+    result = trainer.evaluate(test, load_best_model=False)
+    positives, ranks = trainer.sampled_positive_ranks(test)
+    assert len(positives) == len(ranks) == 80 and (positives > 0).all()
+    in_top = ranks < k
+    assert 0 < in_top.sum() < 80  # a result that can tell the two apart
+    assert in_top.float().mean().item() == pytest.approx(result[f"hit@{k}"], abs=1e-4)
+    ndcg = torch.where(in_top, 1 / torch.log2(ranks.double() + 2), torch.zeros(())).mean().item()
+    assert ndcg == pytest.approx(result[f"ndcg@{k}"], abs=1e-4)
+
+
+def test_per_user_ranks_need_a_sampled_phase(fast_config):
+    trainer, test = evaluate("SRT", fast_config, {"valid": "full", "test": "full"})
+    with pytest.raises(ValueError, match="phase 'test' is not evaluated against sampled negatives"):
+        trainer.sampled_positive_ranks(test)
+
+
 def test_constant_model_gets_random_level_metrics_through_the_trainer(fast_config, monkeypatch):
     trainer, test = evaluate("SASRec", fast_config, {"valid": "sampled20", "test": "sampled20"})
     monkeypatch.setattr(trainer.model, "full_sort_predict", lambda inter: torch.zeros(len(inter), trainer.model.n_items))

@@ -125,21 +125,38 @@ class EvaluationMixin:
         self.wandblogger.log_eval_metrics(result, head="eval")
         return result
 
+    @torch.no_grad()
+    def sampled_positive_ranks(self, eval_data):
+        """(positive items, their 0-based ranks among the sampled negatives), one per evaluated user, in the
+        loader's order: the per-user figures behind the sampled metrics, for breaking them down (by the
+        positive's popularity, say). The same candidates, ranks and ties as `evaluate`."""
+        phase = getattr(eval_data._sampler, "phase", None) or "test"
+        n_neg = (self.config["sampled_eval"] or {}).get(phase)
+        if n_neg is None:
+            raise ValueError(f"sampled_positive_ranks: phase '{phase}' is not evaluated against sampled negatives "
+                             f"(eval_args mode: sampledN)")
+        self.model.eval()
+        self.tot_item_num = eval_data._dataset.item_num
+        positives, ranks = zip(*(self._sampled_ranks(batch, phase, n_neg) for batch in eval_data))
+        return torch.cat(positives), torch.cat(ranks)
+
     def _sampled_batch(self, batch, phase, n_neg):
+        _, ranks = self._sampled_ranks(batch, phase, n_neg)
+        self.eval_collector.data_struct.update_tensor("rec.topk", topk_hits(ranks, max(self.config["topk"])))
+
+    def _sampled_ranks(self, batch, phase, n_neg):
         interaction, _, _, positives = batch
         sampler = self.candidate_sampler(self.tot_item_num, n_neg)
         interaction = interaction.to(self.device)
         positives = positives.to(self.device)
         users = interaction[self.config["USER_ID_FIELD"]]
         if sampler.complement_is_smaller:
-            ranks = self._ranks_among_all_but_excluded(sampler, phase, interaction, users, positives)
-        else:
-            candidates, keep = sampler(phase, users, positives)
-            item_ids = torch.cat([positives.unsqueeze(1), candidates], dim=1)
-            scores = self.score_candidates(interaction, item_ids)
-            tie_break = random_tie_break(sampler.seed, phase, users, positives, lambda r, c: item_ids[r, c + 1])
-            ranks = positive_ranks(scores[:, :1], scores[:, 1:], keep, tie_break)
-        self.eval_collector.data_struct.update_tensor("rec.topk", topk_hits(ranks, max(self.config["topk"])))
+            return positives, self._ranks_among_all_but_excluded(sampler, phase, interaction, users, positives)
+        candidates, keep = sampler(phase, users, positives)
+        item_ids = torch.cat([positives.unsqueeze(1), candidates], dim=1)
+        scores = self.score_candidates(interaction, item_ids)
+        tie_break = random_tie_break(sampler.seed, phase, users, positives, lambda r, c: item_ids[r, c + 1])
+        return positives, positive_ranks(scores[:, :1], scores[:, 1:], keep, tie_break)
 
     def _ranks_among_all_but_excluded(self, sampler, phase, interaction, users, positives):
         """The same ranks as scoring the drawn candidates, from the whole catalog's scores minus the few items
