@@ -6,7 +6,7 @@ that occur in the pre-training text (the others' embeddings were never trained).
 
 For the target's own tokenizer and each pre-training dataset's: pieces per field value, values cut at
 `max_text_tokens`, and the share of the target's piece occurrences (and distinct pieces) that also occur in the
-pre-training dataset's item text. Writes results/tokenizer_coverage.json.
+pre-training dataset's item text. Writes results/<name>.json (--name, default tokenizer_coverage).
 """
 
 import argparse
@@ -53,7 +53,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", required=True, help="converted target dataset folder (its .item and .spm.model)")
     parser.add_argument("--pretraining", nargs="+", required=True, help="converted pre-training dataset folders")
+    parser.add_argument("--name", default="tokenizer_coverage",
+                        help="results/<name>.json; starts with tokenizer_coverage (the report renders it by that)")
     args = parser.parse_args()
+    if not args.name.startswith("tokenizer_coverage"):
+        raise SystemExit(f"--name {args.name}: expected a name starting with tokenizer_coverage")
     target_text = item_text(args.target)
     runs = [{"tokenizer": os.path.basename(os.path.normpath(args.target)), "pretraining": None,
              **coverage(target_text, tokenizer_of(args.target), None)}]
@@ -62,7 +66,7 @@ def main():
         runs.append({"tokenizer": name, "pretraining": name,
                      **coverage(target_text, tokenizer_of(folder), item_text(folder))})
         print(runs[-1], flush=True)
-    write_results("tokenizer_coverage", {"target": os.path.basename(os.path.normpath(args.target)), "runs": runs}, table)
+    write_results(args.name, {"target": os.path.basename(os.path.normpath(args.target)), "runs": runs}, table)
 
 
 def table(payload):
