@@ -28,7 +28,7 @@ rows from a checkpoint or release of the variant's pre-training (the shipped one
 transfer_table4[_<target>]_budget_<budget>.jsonl: does pre-training pay when training time is short? Its table puts
 each row's budgets side by side, the full target's runs at their own number of epochs; where the fine-tuned rows of
 the corpus-size variants (CORPUS_SWEEP: 1, 3 and 7 categories) ran, it also puts them by pre-training corpus, and
-those of the size variants (SIZE_SWEEP: hidden 64 and 128 pre-trained on Games) by model size.
+those of the size variants (SIZE_SWEEPS: hidden 64 and 128 pre-trained on Games, and on the seven categories) by model size.
 """
 
 import argparse
@@ -111,6 +111,12 @@ VARIANTS["history_match_one_category_hidden_128"] = {
     **VARIANTS["history_match_one_category"], "from": "history_match_one_category_3_epochs", "pretrain_epochs": 1,
     "settings": {**VARIANTS["history_match_one_category"]["settings"], **HIDDEN_128},
     "target_settings": {**VARIANTS["history_match_one_category"]["target_settings"], **HIDDEN_128}}
+# The same size step on all seven categories (the shipped model's corpus): one epoch of hidden 128 against
+# history_match's two of hidden 64, again about equal pre-training compute.
+VARIANTS["history_match_hidden_128"] = {
+    **VARIANTS["history_match"], "from": "history_match", "pretrain_epochs": 1,
+    "settings": {**VARIANTS["history_match"]["settings"], **HIDDEN_128},
+    "target_settings": {**VARIANTS["history_match"]["target_settings"], **HIDDEN_128}}
 
 # Pre-training with a hashed item-id table (issue 24's dense-catalog option): what does it do to transfer? The table
 # is another catalog's ids, so the target starts its own at zero (or leaves it out); the question is whether the text
@@ -532,15 +538,17 @@ def corpus_figure(points, path, target="Beauty"):
     fig.savefig(path, dpi=110)
 
 
-# Model size and pre-training compute on one corpus (Games): 2 and 3 epochs of hidden 64, 1 of hidden 128, each
-# fine-tuned and against from scratch at its own size.
-SIZE_SWEEP = ("history_match_one_category", "history_match_one_category_3_epochs",
-              "history_match_one_category_hidden_128")
+# Model size and pre-training compute, per corpus: on Games 2 and 3 epochs of hidden 64 and 1 of hidden 128, on all
+# seven categories 2 epochs of hidden 64 (the shipped model) and 1 of hidden 128; each fine-tuned and against from
+# scratch at its own size.
+SIZE_SWEEPS = {"Games": ("history_match_one_category", "history_match_one_category_3_epochs",
+                         "history_match_one_category_hidden_128"),
+               "7 categories": ("history_match", "history_match_hidden_128")}
 
 
 def size_rows(records, full_records):
-    """[(budget, variant, its pre-training record, fine-tuned NDCG@5 values, from-scratch values at its size)] for
-    the SIZE_SWEEP variants that were fine-tuned, two or more of them at a budget."""
+    """[(budget, corpus, variant, its pre-training record, fine-tuned NDCG@5 values, from-scratch values at its
+    size)] for the SIZE_SWEEPS variants that were fine-tuned, two or more sizes of one corpus at a budget."""
     runs = sweep_runs(records, full_records)
     values = {}
     for r in runs:
@@ -548,39 +556,40 @@ def size_rows(records, full_records):
     labels = {label for _, label in values}
     rows = []
     for budget in sorted({b for b, _ in values}):
-        at_budget = []
-        for variant in SIZE_SWEEP:
-            finetuned = values.get((budget, f"SRT-1K fine-tuned (full, 20 epochs) [{variant}]"))
-            if finetuned is None:
-                continue
-            # The sweep's own record first: its minutes were measured beside the other sizes'.
-            pretraining = pretraining_run(variant, full_records + records)
-            if pretraining is None:
-                raise SystemExit(f"[{variant}], {budget}-epoch budget: fine-tuned, but no pre-training run of it in "
-                                 f"the results files")
-            scratch = scratch_of(f"SRT-1K fine-tuned [{variant}]", labels)
-            at_budget.append((budget, variant, pretraining, finetuned, values.get((budget, scratch), [])))
-        rows += at_budget if len(at_budget) > 1 else []
+        for corpus, variants in SIZE_SWEEPS.items():
+            at_budget = []
+            for variant in variants:
+                finetuned = values.get((budget, f"SRT-1K fine-tuned (full, 20 epochs) [{variant}]"))
+                if finetuned is None:
+                    continue
+                # The sweep's own record first: its minutes were measured beside the other sizes'.
+                pretraining = pretraining_run(variant, full_records + records)
+                if pretraining is None:
+                    raise SystemExit(f"[{variant}], {budget}-epoch budget: fine-tuned, but no pre-training run of it "
+                                     f"in the results files")
+                scratch = scratch_of(f"SRT-1K fine-tuned [{variant}]", labels)
+                at_budget.append((budget, corpus, variant, pretraining, finetuned, values.get((budget, scratch), [])))
+            rows += at_budget if len({r[3]["settings"].get("hidden_size", 64) for r in at_budget}) > 1 else []
     return rows
 
 
 def size_table(rows, target="Beauty"):
-    """Fine-tuned test NDCG@5 by the pre-trained model's size and pre-training compute, against from scratch at the
-    same size."""
+    """Fine-tuned test NDCG@5 by the pre-trained model's corpus, size and pre-training compute, against from scratch
+    at the same size."""
     import numpy as np
 
     table_rows = []
-    for budget, variant, pretraining, finetuned, scratch in rows:
+    for budget, corpus, variant, pretraining, finetuned, scratch in rows:
         settings = pretraining["settings"]
-        table_rows.append([f"{budget} epochs", f"`{variant}`", str(settings.get("hidden_size", 64)),
+        table_rows.append([f"{budget} epochs", corpus, f"`{variant}`", str(settings.get("hidden_size", 64)),
                            f"{pretraining['compute']['non_embedding_parameters']:,}", str(settings["epochs"]),
                            f"{pretraining['compute']['train_flops'] / 1e12:.1f}", f"{pretraining['wall_s'] / 60:.1f}",
                            seeds_cell(finetuned), seeds_cell(scratch),
                            f"{np.mean(finetuned) / np.mean(scratch):.2f}x" if scratch else "-"])
-    return markdown_table([f"{target} budget", "variant", "hidden size", "non-embedding parameters",
-                           "pre-training epochs", "pre-training TFLOPs", "pre-training minutes",
-                           "fine-tuned test NDCG@5 (seeds)", "from scratch, same size (seeds)", "÷ from scratch"],
-                          table_rows)
+    return markdown_table([f"{target} budget", "pre-training corpus", "variant", "hidden size",
+                           "non-embedding parameters", "pre-training epochs", "pre-training TFLOPs",
+                           "pre-training minutes", "fine-tuned test NDCG@5 (seeds)", "from scratch, same size (seeds)",
+                           "÷ from scratch"], table_rows)
 
 
 def page_body(results_path):
@@ -599,10 +608,11 @@ def page_body(results_path):
                  f"and 7 categories).\n\n{corpus_table(points, target)}\n")
     sizes = size_rows(records, full_records) if field == "target_epochs" else []
     if sizes:
-        body += (f"\n### By model size and pre-training compute\n\nThe fine-tuned rows pre-trained on Games "
-                 f"({', '.join(f'`{v}`' for v in SIZE_SWEEP)}: hidden 64 for 2 and 3 epochs, hidden 128 for 1, "
-                 f"whose training FLOPs lie between theirs), each against from scratch at its own size. Minutes: the "
-                 f"pre-training's wall clock, evaluation included, on its run's machine.\n\n"
+        body += (f"\n### By model size and pre-training compute\n\nThe fine-tuned rows pre-trained at two sizes on "
+                 f"one corpus (on Games hidden 64 for 2 and 3 epochs, hidden 128 for 1, whose training FLOPs lie "
+                 f"between theirs; on the seven categories hidden 64 for 2 epochs and hidden 128 for 1), each against "
+                 f"from scratch at its own size. Minutes: the pre-training's wall clock, evaluation included, on its "
+                 f"run's machine.\n\n"
                  f"{size_table(sizes, target)}\n")
     return body
 

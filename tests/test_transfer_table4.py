@@ -114,16 +114,44 @@ def test_the_budget_sweep_puts_the_games_pre_trainings_by_model_size(table4):
               record(f"SRT-1K fine-tuned (full, 20 epochs) [{big}], 5-epoch budget", 1, 0.054, 5, target_epochs=5),
               pre_training(three, 64, 3, 14.1, 11.0), pre_training(big, 128, 1, 14.5, 10.0)]
     rows = table4.size_rows(budget, full_target_runs())
-    assert [(b, v, f, s) for b, v, _, f, s in rows] == [(5, three, [0.044], [0.040]), (5, big, [0.054], [0.045])]
+    assert [(b, c, v, f, s) for b, c, v, _, f, s in rows] == [(5, "Games", three, [0.044], [0.040]),
+                                                              (5, "Games", big, [0.054], [0.045])]
     lines = table4.size_table(rows).splitlines()
-    assert f"| 5 epochs | `{three}` | 64 | 108,540 | 3 | 14.1 | 11.0 | 0.0440 (1) | 0.0400 (1) | 1.10x |" in lines
-    assert f"| 5 epochs | `{big}` | 128 | 420,000 | 1 | 14.5 | 10.0 | 0.0540 (1) | 0.0450 (1) | 1.20x |" in lines
+    assert f"| 5 epochs | Games | `{three}` | 64 | 108,540 | 3 | 14.1 | 11.0 | 0.0440 (1) | 0.0400 (1) | 1.10x |" in lines
+    assert f"| 5 epochs | Games | `{big}` | 128 | 420,000 | 1 | 14.5 | 10.0 | 0.0540 (1) | 0.0450 (1) | 1.20x |" in lines
     # One size alone at a budget is no comparison.
     assert table4.size_rows(budget[:3] + budget[4:5], full_target_runs()) == []
     # A later pre-training of the same variant in the full target's file (a re-run on another machine) does not
     # replace the minutes measured beside the other sizes.
     rerun = table4.size_rows(budget, full_target_runs() + [pre_training(three, 64, 3, 14.1, 30.0)])
-    assert [pretraining["wall_s"] for _, _, pretraining, _, _ in rerun] == [11.0 * 60, 10.0 * 60]
+    assert [pretraining["wall_s"] for _, _, _, pretraining, _, _ in rerun] == [11.0 * 60, 10.0 * 60]
+
+
+def test_the_seven_category_pre_trainings_are_compared_by_size_within_their_corpus(table4):
+    seven, one = "history_match_hidden_128", "history_match_one_category"
+
+    def pre_training(variant, corpus, hidden, epochs):
+        return {**pretraining(variant, corpus, 900_000, epochs),
+                "settings": {"epochs": epochs, **({"hidden_size": hidden} if hidden != 64 else {})},
+                "compute": {"seen_interactions": 900_000 * epochs, "train_flops": 1e14,
+                            "non_embedding_parameters": 108_540 if hidden == 64 else 420_000},
+                "wall_s": 3600}
+
+    big_scratch = "SRT-1K from scratch [history_match_one_category_hidden_128]"
+    tuned = {variant: f"SRT-1K fine-tuned (full, 20 epochs) [{variant}]" for variant in (one, seven)}
+    full = full_target_runs() + [record(big_scratch, 1, 0.060, 20), pre_training("history_match", "7 categories", 64, 2),
+                                 record(tuned[one], 1, 0.052, 20), pre_training(one, "Games", 64, 2)]
+    budget = [record(f"{label}, 5-epoch budget", 1, 0.040, 5, target_epochs=5)
+              for label in (SCRATCH, FINETUNED, big_scratch, tuned[one])]
+    # Hidden 64 on two corpora is no size comparison.
+    assert table4.size_rows(budget, full) == []
+    full += [record(tuned[seven], 1, 0.063, 20), pre_training(seven, "7 categories", 128, 1)]
+    budget += [record(f"{tuned[seven]}, 5-epoch budget", 1, 0.050, 5, target_epochs=5)]
+    rows = table4.size_rows(budget, full)
+    assert [(b, c, v, f, s) for b, c, v, _, f, s in rows] == [
+        (5, "7 categories", "history_match", [0.040], [0.040]), (5, "7 categories", seven, [0.050], [0.040]),
+        (20, "7 categories", "history_match", [0.051, 0.051], [0.050, 0.052]),
+        (20, "7 categories", seven, [0.063], [0.060])]
 
 
 def test_the_ewc_strength_flag_keeps_the_runs_recorded_before_it(table4):
