@@ -569,7 +569,8 @@ def size_rows(records, full_records):
                                      f"in the results files")
                 scratch = scratch_of(f"SRT-1K fine-tuned [{variant}]", labels)
                 at_budget.append((budget, corpus, variant, pretraining, finetuned, values.get((budget, scratch), [])))
-            rows += at_budget if len({r[3]["settings"].get("hidden_size", 64) for r in at_budget}) > 1 else []
+            sizes = {pretraining["settings"].get("hidden_size", 64) for _, _, _, pretraining, _, _ in at_budget}
+            rows += at_budget if len(sizes) > 1 else []
     return rows
 
 
