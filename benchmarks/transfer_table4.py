@@ -281,10 +281,17 @@ def run(args):
             if untrained:
                 raise SystemExit(f"--target-epochs sets the epochs of rows that train on the target; these do not "
                                  f"(zero-shot, or progressive with epochs per layer): {', '.join(untrained)}")
+        if args.learning_rate is not None:
+            fixed = [row for row in args.rows if rows[row][2].get("epochs", 0) == 0 or row == "finetune_full_low_lr"]
+            if fixed:
+                raise SystemExit(f"--learning-rate sets the peak learning rate of rows that train on the target; "
+                                 f"these do not, or set their own: {', '.join(fixed)}")
         for row in args.rows:
             label, model, settings = rows[row]
             if args.target_epochs is not None:
                 settings = {**settings, "epochs": args.target_epochs}
+            if args.learning_rate is not None:
+                settings, label = {**settings, "learning_rate": args.learning_rate}, f"{label}, peak lr {args.learning_rate:g}"
             run_one(label + suffix, model, target_yaml, settings, args.results, seed, fields=fields)
 
 
@@ -643,6 +650,9 @@ def main():
     parser.add_argument("--ewc-lambda", type=strength, default=100,
                         help="EWC strength of the rows with EWC (default 100: the paper's number, though with our batch "
                              "Fisher its strength is about 37,000; see recbole_srt/transfer/ewc.py)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="peak learning rate of every row trained on the target (default: the budget's, 0.002 on "
+                             "cpu); a pre-training run here keeps the budget's. Is the fine-tuning's best rate another?")
     parser.add_argument("--pretrained", default=None,
                         help="checkpoint or release of the variant's pre-training, for the pre-trained rows (default: "
                              "pre-train here)")

@@ -1,6 +1,7 @@
 """Table 4's sweeps (the target's size, the epoch budget) put each row's runs side by side with the full target's
 runs of the same rows, and each fine-tuned row against from scratch at every value."""
 
+import argparse
 import os
 
 import pytest
@@ -157,3 +158,18 @@ def test_the_seven_category_pre_trainings_are_compared_by_size_within_their_corp
 def test_the_ewc_strength_flag_keeps_the_runs_recorded_before_it(table4):
     assert table4.settings_hash({"ewc_lambda": table4.strength("100")}) == table4.settings_hash({"ewc_lambda": 100})
     assert table4.strength("1e4") == 10000 and table4.strength("0.5") == 0.5
+
+
+def test_the_learning_rate_flag_sets_every_target_row_and_names_it(table4, monkeypatch):
+    runs = []
+    monkeypatch.setattr(table4, "convert", lambda raw_dir, data_dir, name, folders, text=(): f"{data_dir}/{name}.yaml")
+    monkeypatch.setattr(table4, "run_one", lambda label, model, yaml_path, settings, results, seed, **kw:
+                        runs.append((label, settings["learning_rate"])))
+    args = argparse.Namespace(budget="cpu", target="beauty", variant="history_match", pretrained="release.pth",
+                              rows=["scratch_variant", "finetune_full_scratch_epochs"], seeds=[1], pretrain_seed=None,
+                              target_users=None, target_epochs=None, ewc_lambda=100, learning_rate=0.001,
+                              raw_dir="raw", data_dir="data", results="results.jsonl")
+    table4.run(args)
+    assert runs == [(f"{SCRATCH}, peak lr 0.001", 0.001), (f"{FINETUNED}, peak lr 0.001", 0.001)]
+    with pytest.raises(SystemExit, match="zero_shot"):
+        table4.run(argparse.Namespace(**{**vars(args), "rows": ["zero_shot", "finetune_full_scratch_epochs"]}))
