@@ -106,5 +106,15 @@ def write_results(name, payload, render):
     print(render(payload))
 
 
+def labelled_checkpoint(text):
+    """`--runs LABEL=CHECKPOINT`: (label, path) of a checkpoint that exists."""
+    label, sep, path = text.partition("=")
+    if not sep or not label or not path:
+        raise SystemExit(f"--runs: expected LABEL=CHECKPOINT, got {text!r}")
+    if not os.path.isfile(path):
+        raise SystemExit(f"--runs {label}: no checkpoint at {path}")
+    return label, path
+
+
 def machine_line(machine_description):
     return f"Machine: {json.dumps(machine_description)}"

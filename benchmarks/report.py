@@ -37,6 +37,7 @@ import text_match_baselines  # noqa: E402
 import tokenizer_coverage  # noqa: E402
 import train_cost  # noqa: E402
 import transfer_by_popularity  # noqa: E402
+import transfer_interpolation  # noqa: E402
 import transfer_table4  # noqa: E402
 
 from recbole_srt.scaling import report as scaling_report  # noqa: E402
@@ -60,6 +61,7 @@ JSON_TABLES = {
     "tokenizer_coverage": tokenizer_coverage.table,
     "train_cost_": train_cost.table,
     "transfer_by_popularity_": transfer_by_popularity.table,
+    "transfer_interpolation_": transfer_interpolation.table,
 }
 QUALITY = {"quality": ["quality_cpu.jsonl", "quality_gpu.jsonl"],
            "quality_gpu_short_ablations": ["quality_gpu_short_ablations.jsonl"]}

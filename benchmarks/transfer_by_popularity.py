@@ -12,11 +12,10 @@ the reference of the last column. Writes results/transfer_by_popularity_<name>.j
 """
 
 import argparse
-import os
 
 import torch
 
-from common import machine_line, markdown_table, trainer_for, write_results
+from common import labelled_checkpoint, machine_line, markdown_table, trainer_for, write_results
 from recbole_srt.data.store_dataset import training_item_counts
 from recbole_srt.quick_start import load_data_and_model
 
@@ -60,19 +59,11 @@ def evaluate(checkpoint):
     return protocol, positives.cpu(), counts[positives].cpu(), ranks.cpu()
 
 
-def parse_run(text):
-    label, sep, path = text.partition("=")
-    if not sep or not label or not path:
-        raise SystemExit(f"--runs: expected LABEL=CHECKPOINT, got {text!r}")
-    if not os.path.isfile(path):
-        raise SystemExit(f"--runs {label}: no checkpoint at {path}")
-    return label, path
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True, help="results/transfer_by_popularity_<name>.json")
-    parser.add_argument("--runs", nargs="+", required=True, type=parse_run, help="LABEL=CHECKPOINT, reference first")
+    parser.add_argument("--runs", nargs="+", required=True, type=labelled_checkpoint,
+                        help="LABEL=CHECKPOINT, reference first")
     parser.add_argument("--edges", nargs="+", type=int, default=list(DEFAULT_EDGES),
                         help="bucket edges in training interactions (increasing, above 0)")
     args = parser.parse_args()

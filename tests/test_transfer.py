@@ -250,3 +250,26 @@ def test_a_release_over_the_size_limit_is_refused(ml_checkpoint, tmp_path, monke
     with pytest.raises(ValueError, match="over the 0 MB"):
         release.export(ml_checkpoint[0], "big", str(tmp_path))
     assert not any((tmp_path / "big").iterdir())
+
+
+def test_interpolation_runs_from_the_pre_trained_start_to_the_fine_tuned_model(ml_checkpoint):
+    from recbole_srt.transfer.interpolate import interpolated_state, pretrained_start
+
+    path, base = ml_checkpoint
+    config, model, (train, valid, test) = build("SRT", "beauty_toy", {}, **toy_settings(
+        base, path, epochs=3, learning_rate=0.01, lr_schedule="constant"))
+    trainer = SRTTrainer(config, model)
+    zero_shot = dict(trainer.evaluate(test, load_best_model=False))
+    trainer.fit(train, valid, saved=False)
+    finetuned = {name: value.clone() for name, value in model.state_dict().items()}
+    fine_tuned_result = dict(trainer.evaluate(test, load_best_model=False))
+    assert fine_tuned_result != zero_shot
+    start = pretrained_start(config)
+    model.load_state_dict(interpolated_state(finetuned, start, 0.0))
+    assert dict(trainer.evaluate(test, load_best_model=False)) == zero_shot
+    model.load_state_dict(interpolated_state(finetuned, start, 0.5))
+    halfway = model.state_dict()
+    for name in start:
+        assert torch.allclose(halfway[name], (start[name] + finetuned[name]) / 2, atol=1e-6), name
+    model.load_state_dict(interpolated_state(finetuned, start, 1.0))
+    assert dict(trainer.evaluate(test, load_best_model=False)) == fine_tuned_result
