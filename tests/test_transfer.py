@@ -273,3 +273,22 @@ def test_interpolation_runs_from_the_pre_trained_start_to_the_fine_tuned_model(m
         assert torch.allclose(halfway[name], (start[name] + finetuned[name]) / 2, atol=1e-6), name
     model.load_state_dict(interpolated_state(finetuned, start, 1.0))
     assert dict(trainer.evaluate(test, load_best_model=False)) == fine_tuned_result
+
+
+def test_an_interpolated_checkpoint_is_written_beside_the_run_and_loads_as_one(ml_checkpoint, tmp_path, capsys):
+    from recbole_srt.quick_start import load_data_and_model
+    from recbole_srt.transfer.interpolate import main as interpolate_main
+
+    path, base = ml_checkpoint
+    settings = toy_settings(base, path, epochs=2, learning_rate=0.01, lr_schedule="constant",
+                            checkpoint_dir=str(tmp_path))
+    finetuned = run_recbole("SRT", "beauty_toy", config_dict=settings)["saved_model_file"]
+    output = str(tmp_path / "halfway.pth")
+    assert interpolate_main([finetuned, "--alpha", "0.5", "--output", output]) == 0
+    _, model, _, _, _, _ = load_data_and_model(output)
+    start, own = load_checkpoint(path, "cpu")["state_dict"], load_checkpoint(finetuned, "cpu")["state_dict"]
+    for name, value in model.state_dict().items():
+        assert torch.allclose(value, (start[name] + own[name]) / 2, atol=1e-6), name
+    assert interpolate_main([finetuned, "--alpha", "0.5", "--output", finetuned]) == 2
+    assert interpolate_main([path, "--alpha", "0.5", "--output", output]) == 2
+    assert "was not fine-tuned from a pretrained_model" in capsys.readouterr().err

@@ -3,10 +3,20 @@ CVPR 2022): every weight the two share becomes (1 - alpha) x pre-trained + alpha
 catalog moves the weights away from what pre-training learned on many; a point between the two may keep some of
 both, at no training cost. alpha 1 is the fine-tuned model; 0 the pre-trained one, but for the parameters that
 fine-tuning added (a hashed id table, a transformer gate), which keep their fine-tuned values at every alpha.
+
+    python -m recbole_srt.transfer.interpolate saved/SRT-....pth --alpha 0.9 --output saved/SRT-...-alpha0.9.pth
+
+writes the run's checkpoint with interpolated weights; `load_data_and_model`, `recommend` and evaluation take it
+as the run's own. Choose alpha on validation (`benchmarks/transfer_interpolation.py`).
 """
+
+import argparse
+import os
+import sys
 
 import torch
 
+from recbole_srt.checkpoint import load_checkpoint, save_checkpoint
 from recbole_srt.transfer import pretrained
 
 
@@ -32,3 +42,38 @@ def interpolated_state(finetuned, start, alpha):
     return {key: torch.lerp(start[key].to(value), value, alpha)
             if key in start and value.is_floating_point() else value
             for key, value in finetuned.items()}
+
+
+def write_interpolated(checkpoint_path, alpha, output, trust=False):
+    """The run checkpoint at `checkpoint_path`, its weights at `alpha` from its pretrained_model's to its own, as
+    `output`."""
+    if os.path.abspath(output) == os.path.abspath(checkpoint_path):
+        raise ValueError(f"--output {output} is the fine-tuned checkpoint itself: write the interpolation beside it")
+    checkpoint = load_checkpoint(checkpoint_path, "cpu", trust=trust)
+    if pretrained.is_release(checkpoint):
+        raise ValueError(f"{checkpoint_path}: a released model; interpolate a run fine-tuned from one")
+    state = interpolated_state(checkpoint["state_dict"], pretrained_start(checkpoint["config"]), alpha)
+    save_checkpoint({**checkpoint, "state_dict": state}, output)
+    return output
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m recbole_srt.transfer.interpolate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="a run fine-tuned from a pretrained_model, written by run_recbole")
+    parser.add_argument("--alpha", type=float, required=True, help="the fine-tuned weights' share, in [0, 1]")
+    parser.add_argument("--output", required=True, help="the interpolated checkpoint's path")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="open a checkpoint that holds pickled objects (RecBole's, or ours before data-only ones)")
+    args = parser.parse_args(argv)
+    try:
+        path = write_interpolated(args.checkpoint, args.alpha, args.output, args.trust_checkpoint)
+    except (ValueError, OSError) as error:
+        print(f"interpolate: error: {error}", file=sys.stderr)
+        return 2
+    print(f"{path}: alpha {args.alpha:g} between {args.checkpoint} and its pretrained_model")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
