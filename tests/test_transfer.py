@@ -289,6 +289,9 @@ def test_an_interpolated_checkpoint_is_written_beside_the_run_and_loads_as_one(m
     start, own = load_checkpoint(path, "cpu")["state_dict"], load_checkpoint(finetuned, "cpu")["state_dict"]
     for name, value in model.state_dict().items():
         assert torch.allclose(value, (start[name] + own[name]) / 2, atol=1e-6), name
+    written = load_checkpoint(output, "cpu")
+    assert written["interpolation"] == {"fine_tuned": finetuned, "pretrained_model": path, "alpha": 0.5}
+    assert "optimizer" not in written and "best_valid_result" not in written  # they describe the fine-tuned weights
     assert interpolate_main([finetuned, "--alpha", "0.5", "--output", finetuned]) == 2
     assert interpolate_main([path, "--alpha", "0.5", "--output", output]) == 2
     assert "was not fine-tuned from a pretrained_model" in capsys.readouterr().err

@@ -44,16 +44,24 @@ def interpolated_state(finetuned, start, alpha):
             for key, value in finetuned.items()}
 
 
+# What a model is rebuilt from (load_data_and_model, recommend). The run's training state (optimizer, epoch, best
+# validation result) describes the fine-tuned weights, not these, and is left out.
+MODEL_KEYS = ("config", "config_meta", "state_dict", "other_parameter", "compute")
+
+
 def write_interpolated(checkpoint_path, alpha, output, trust=False):
     """The run checkpoint at `checkpoint_path`, its weights at `alpha` from its pretrained_model's to its own, as
-    `output`."""
+    `output`, with a record of both."""
     if os.path.abspath(output) == os.path.abspath(checkpoint_path):
         raise ValueError(f"--output {output} is the fine-tuned checkpoint itself: write the interpolation beside it")
     checkpoint = load_checkpoint(checkpoint_path, "cpu", trust=trust)
     if pretrained.is_release(checkpoint):
         raise ValueError(f"{checkpoint_path}: a released model; interpolate a run fine-tuned from one")
     state = interpolated_state(checkpoint["state_dict"], pretrained_start(checkpoint["config"]), alpha)
-    save_checkpoint({**checkpoint, "state_dict": state}, output)
+    interpolated = {key: checkpoint[key] for key in MODEL_KEYS if key in checkpoint}
+    interpolated["interpolation"] = {"fine_tuned": checkpoint_path, "alpha": alpha,
+                                     "pretrained_model": checkpoint["config"]["pretrained_model"]}
+    save_checkpoint({**interpolated, "state_dict": state}, output)
     return output
 
 
