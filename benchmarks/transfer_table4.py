@@ -97,6 +97,12 @@ VARIANTS = {
     "history_match_games": {"from": "games_only", "corpus": "games",
                             "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256, "repeat_match": True},
                             "target_settings": {"lexical_match_dim": 256, "repeat_match": True}},
+    # Toys' item text in the Games tokenizer too: under Games' alone, Toys' fine-tuning (its tokenizer the
+    # checkpoint's) ends below from scratch (its own). One change against history_match_games.
+    "history_match_games_target_text": {"from": "history_match_games", "corpus": "games", "target_text": True,
+                                        "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256,
+                                                     "repeat_match": True},
+                                        "target_settings": {"lexical_match_dim": 256, "repeat_match": True}},
 }
 # The corpus-size sweep (1, 3, 7 categories): history_match with a smaller corpus, one change each.
 VARIANTS.update({name: {**VARIANTS["history_match"], "from": "history_match", "corpus": corpus}
@@ -129,8 +135,10 @@ VARIANTS["history_match_one_category_hashed_ids"] = {
 ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
         "finetune_full_without_id_table", "finetune_gated", "scratch_gated", "finetune_full_low_lr",
         "finetune_full_ewc_scratch_epochs", "finetune_progressive", "finetune_progressive_scratch_epochs",
-        "scratch_pretraining_tokenizer", "sasrec")
+        "scratch_pretraining_tokenizer", "scratch_variant_pretraining_tokenizer", "sasrec")
 # Rows that start from the variant's pre-trained checkpoint (the others run without pre-training).
+# Rows trained from random weights with the pre-training corpus's tokenizer (which is converted for them).
+PRETRAINING_TOKENIZER_ROWS = {"scratch_pretraining_tokenizer", "scratch_variant_pretraining_tokenizer"}
 # The seed of --target-users samples: one nested sample per fraction for every row and run.
 USER_SAMPLE_SEED = 2020
 PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "zero_shot_history_only", "finetune_full", "finetune_full_scratch_epochs",
@@ -196,7 +204,7 @@ def run(args):
     dataset = f"pretrain_{variant['corpus']}" + (f"_{args.target}_text" if variant.get("target_text") else "")
     # The corpus is converted only for a row that uses it: pre-training here, or its tokenizer.
     uses_corpus = (args.pretrained is None and set(args.rows) & PRETRAINED_ROWS
-                   or "scratch_pretraining_tokenizer" in args.rows)
+                   or set(args.rows) & PRETRAINING_TOKENIZER_ROWS)
     pretrain_yaml = convert(args.raw_dir, args.data_dir, dataset, folders,
                             [target_folder] if variant.get("target_text") else ()) if uses_corpus else None
     target_yaml = convert(args.raw_dir, args.data_dir, target_dataset, [target_folder])
@@ -274,6 +282,12 @@ def run(args):
             "scratch_pretraining_tokenizer": (
                 "SRT-1K from scratch (pre-training's tokenizer and fine-tuning epochs)", "SRT",
                 {**common, **SRT_1K, "epochs": budget["finetune_epochs"], "tokenizer_model": pretrain_yaml and tokenizer_of(pretrain_yaml)}),
+            # Control for the variant's fine-tuned rows of the from-scratch budget: their tokenizer and settings,
+            # random initial weights. Against scratch_variant: what the pre-training's tokenizer alone does.
+            "scratch_variant_pretraining_tokenizer": (
+                f"SRT-1K from scratch (pre-training's tokenizer){tag}", "SRT",
+                {**common, **SRT_1K, **variant.get("target_settings", {}), "epochs": budget["scratch_epochs"],
+                 "tokenizer_model": pretrain_yaml and tokenizer_of(pretrain_yaml)}),
             "sasrec": ("SASRec-CE from scratch", "SASRec", {**common, "loss_type": "CE", "epochs": budget["scratch_epochs"]}),
         }
         if args.target_epochs is not None:

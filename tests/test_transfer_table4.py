@@ -173,3 +173,29 @@ def test_the_learning_rate_flag_sets_every_target_row_and_names_it(table4, monke
     assert runs == [(f"{SCRATCH}, peak lr 0.001", 0.001), (f"{FINETUNED}, peak lr 0.001", 0.001)]
     with pytest.raises(SystemExit, match="zero_shot"):
         table4.run(argparse.Namespace(**{**vars(args), "rows": ["zero_shot", "finetune_full_scratch_epochs"]}))
+
+
+def test_the_pre_training_tokenizer_control_converts_the_corpus_but_does_not_pre_train(table4, monkeypatch):
+    converted, runs = [], []
+
+    def convert(raw_dir, data_dir, name, folders, text=()):
+        converted.append((name, tuple(text)))
+        return f"{data_dir}/{name}.yaml"
+
+    monkeypatch.setattr(table4, "convert", convert)
+    monkeypatch.setattr(table4, "tokenizer_of", lambda dataset_yaml: dataset_yaml.replace(".yaml", ".spm.model"))
+    monkeypatch.setattr(table4, "run_one", lambda label, model, yaml_path, settings, results, seed, **kw:
+                        runs.append((label, yaml_path, settings)))
+    args = argparse.Namespace(budget="cpu", target="toys", variant="history_match_games_target_text", pretrained=None,
+                              rows=["scratch_variant_pretraining_tokenizer"], seeds=[1], pretrain_seed=None,
+                              target_users=None, target_epochs=None, ewc_lambda=100, learning_rate=None,
+                              raw_dir="raw", data_dir="data", results="results.jsonl")
+    table4.run(args)
+    # The corpus with the target's item text in its tokenizer, then the target itself.
+    assert converted == [("pretrain_games_toys_text", ("amazon-toys-2014",)), ("Amazon_Toys", ())]
+    [(label, dataset, settings)] = runs
+    assert label == "SRT-1K from scratch (pre-training's tokenizer) [history_match_games_target_text]"
+    assert dataset == "data/Amazon_Toys.yaml"
+    assert settings["tokenizer_model"] == "data/pretrain_games_toys_text.spm.model"
+    assert settings["lexical_match_dim"] == 256 and settings["repeat_match"] is True and settings["epochs"] == 20
+    assert "pretrained_model" not in settings
