@@ -136,11 +136,11 @@ ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", 
         "finetune_full_without_id_table", "finetune_gated", "scratch_gated", "finetune_full_low_lr",
         "finetune_full_ewc_scratch_epochs", "finetune_progressive", "finetune_progressive_scratch_epochs",
         "scratch_pretraining_tokenizer", "scratch_variant_pretraining_tokenizer", "sasrec")
-# Rows that start from the variant's pre-trained checkpoint (the others run without pre-training).
 # Rows trained from random weights with the pre-training corpus's tokenizer (which is converted for them).
 PRETRAINING_TOKENIZER_ROWS = {"scratch_pretraining_tokenizer", "scratch_variant_pretraining_tokenizer"}
 # The seed of --target-users samples: one nested sample per fraction for every row and run.
 USER_SAMPLE_SEED = 2020
+# Rows that start from the variant's pre-trained checkpoint (the others run without pre-training).
 PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "zero_shot_history_only", "finetune_full", "finetune_full_scratch_epochs",
                    "finetune_full_without_id_table",
                    "finetune_gated", "finetune_full_low_lr", "finetune_full_ewc_scratch_epochs", "finetune_progressive",
