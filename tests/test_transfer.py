@@ -1,5 +1,8 @@
 """An SRT checkpoint on another catalog: its weights and tokenizer, the new popularity, zero-shot evaluation."""
 
+import json
+import os
+
 import pytest
 import torch
 
@@ -228,6 +231,8 @@ def test_a_release_holds_weights_tokenizer_and_settings_only_and_fine_tunes_in_o
     content = torch.load(str(released), weights_only=True)  # torch's own safe loader, no allowlist
     assert set(content) == {"config", "state_dict", "other_parameter", "compute"}
     assert content["config"]["hidden_size"] == 16 and content["config"]["model"] == "SRT"
+    with open(tmp_path / "tiny" / "tiny.json") as f:
+        assert json.load(f)["from"] == os.path.basename(path)  # no folder of the machine that wrote it
     original = load_checkpoint(path, "cpu")
     assert content["other_parameter"]["tokenizer_proto"] == original["other_parameter"]["tokenizer_proto"]
     shape = ("n_layers", "n_heads", "hidden_size", "inner_size", "MAX_ITEM_LIST_LENGTH")

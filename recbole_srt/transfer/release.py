@@ -6,7 +6,8 @@ writes `pretrained/NAME/NAME.pth` (the one file `pretrained_model:` takes): the 
 the settings that decide the parameters, as plain values (a hashed item-id table is left out: it belongs to the
 checkpoint's catalog). No optimizer state, scheduler or pickled objects: it loads
 with torch's weights-only unpickler and nothing else, and it holds no training data (so EWC, which needs the
-pre-training data, cannot start from it). Beside it, `NAME.json` records where it came from.
+pre-training data, cannot start from it). Beside it, `NAME.json` records where it came from (the checkpoint's
+file name: a path would name a folder on the machine that wrote it).
 """
 
 import argparse
@@ -62,7 +63,7 @@ def export(checkpoint_path, name, output_dir="pretrained", trust_checkpoint=Fals
     load_checkpoint(path, "cpu")  # it must load with the safe loader alone
     with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    record = {"file": f"{name}.pth", "sha256": digest, "bytes": size, "from": os.path.abspath(checkpoint_path),
+    record = {"file": f"{name}.pth", "sha256": digest, "bytes": size, "from": os.path.basename(checkpoint_path),
               "settings": settings, "compute": release["compute"],
               "parameters": sum(v.numel() for v in release["state_dict"].values())}
     with open(os.path.join(folder, f"{name}.json"), "w") as f:
