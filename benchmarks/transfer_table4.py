@@ -614,13 +614,50 @@ def size_table(rows, target="Beauty"):
                            "÷ from scratch"], table_rows)
 
 
+# A row run with --learning-rate carries its peak rate in its label.
+PEAK_LR = re.compile(r", peak lr [0-9.e+-]+$")
+
+
+def learning_rate_points(records):
+    """{row label: {peak learning rate: test NDCG@5 values}} for the rows run at other peak rates (--learning-rate),
+    with their runs at the budget's own rate."""
+    runs = latest(records)
+    swept = {PEAK_LR.sub("", r["label"]) for r in runs if PEAK_LR.search(r["label"])}
+    points = {}
+    for r in runs:
+        label = PEAK_LR.sub("", r["label"])
+        if label in swept:
+            points.setdefault(label, {}).setdefault(r["settings"]["learning_rate"], []).append(r["test_ndcg@5"])
+    return points
+
+
+def learning_rate_table(points, target="Beauty"):
+    """Each row's test NDCG@5 per peak learning rate; each fine-tuned row against from scratch at the same rate."""
+    import numpy as np
+
+    labels = list(points)
+    pairs = [(label, scratch_of(label, labels)) for label in labels if "fine-tuned" in label]
+    pairs = [(finetuned, scratch) for finetuned, scratch in pairs if scratch]
+    rates = sorted({rate for by_rate in points.values() for rate in by_rate})
+    rows = [[f"{rate:g}"] + [seeds_cell(points[label].get(rate, [])) for label in labels] +
+            [f"{np.mean(points[f][rate]) / np.mean(points[s][rate]):.2f}x"
+             if rate in points[f] and rate in points[s] else "-" for f, s in pairs]
+            for rate in rates]
+    return markdown_table([f"{target}, peak learning rate"] + [f"{label} (seeds)" for label in labels] +
+                          [f"{f} ÷ from scratch" for f, _ in pairs], rows)
+
+
 def page_body(results_path):
     """The table of a results file: Table 4, or for a sweep's file each row per value of the sweep."""
     records = read_records(results_path)
     target = target_of(os.path.basename(results_path))
     field = sweep_of(records)
     if not field:
-        return table(records, target)
+        points = learning_rate_points(records)
+        lr_part = (f"\n### By peak learning rate\n\nThe rows run at other peak learning rates of the one-cycle "
+                   f"schedule (`--learning-rate`), with their runs at the budget's own, each fine-tuned row against "
+                   f"from scratch at the same rate.\n\n{learning_rate_table(points, target)}\n") if points else ""
+        return table(records, target) + lr_part
     full_records = read_records(full_target_results(results_path))
     body = sweep_table(records, full_records, field, target)
     points = corpus_points(records, full_records) if field == "target_epochs" else {}

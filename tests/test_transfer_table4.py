@@ -2,6 +2,7 @@
 runs of the same rows, and each fine-tuned row against from scratch at every value."""
 
 import argparse
+import json
 import os
 
 import pytest
@@ -173,6 +174,29 @@ def test_the_learning_rate_flag_sets_every_target_row_and_names_it(table4, monke
     assert runs == [(f"{SCRATCH}, peak lr 0.001", 0.001), (f"{FINETUNED}, peak lr 0.001", 0.001)]
     with pytest.raises(SystemExit, match="zero_shot"):
         table4.run(argparse.Namespace(**{**vars(args), "rows": ["zero_shot", "finetune_full_scratch_epochs"]}))
+
+
+def test_the_table4_page_puts_the_rows_run_at_other_learning_rates_side_by_side(table4, tmp_path):
+    def at(label, seed, ndcg, lr):
+        return {**record(label, seed, ndcg, 20), "settings": {"epochs": 20, "learning_rate": lr}, "test_hit@5": 0.1}
+
+    def page(runs):
+        path = tmp_path / "transfer_table4_cpu.jsonl"
+        path.write_text("".join(json.dumps({"hash": str(i), **r}) + "\n" for i, r in enumerate(runs)))
+        return table4.page_body(str(path))
+
+    at_budget_rate = [at(SCRATCH, 1, 0.058, 0.002), at(FINETUNED, 1, 0.058, 0.002),
+                      at("SRT-1K zero-shot [history_match]", 1, 0.02, 0.002)]
+    assert "By peak learning rate" not in page(at_budget_rate)
+    body = page(at_budget_rate + [at(f"{SCRATCH}, peak lr 0.0005", 1, 0.045, 0.0005),
+                                  at(f"{SCRATCH}, peak lr 0.0005", 2, 0.047, 0.0005),
+                                  at(f"{FINETUNED}, peak lr 0.0005", 1, 0.0506, 0.0005),
+                                  at(f"{FINETUNED}, peak lr 0.0005", 2, 0.0506, 0.0005)])
+    part = body[body.index("### By peak learning rate"):]
+    assert f"| Beauty, peak learning rate | {SCRATCH} (seeds) | {FINETUNED} (seeds) | {FINETUNED} ÷ from scratch |" in part
+    assert "| 0.0005 | 0.0460 ± 0.0010 (2) | 0.0506 ± 0.0000 (2) | 1.10x |" in part
+    assert "| 0.002 | 0.0580 (1) | 0.0580 (1) | 1.00x |" in part
+    assert "zero-shot" not in part  # run at the budget's rate only
 
 
 def test_the_pre_training_tokenizer_control_converts_the_corpus_but_does_not_pre_train(table4, monkeypatch):
