@@ -703,7 +703,8 @@ def main():
                              "Fisher its strength is about 37,000; see recbole_srt/transfer/ewc.py)")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="peak learning rate of every row trained on the target (default: the budget's, 0.002 on "
-                             "cpu); a pre-training run here keeps the budget's. Is the fine-tuning's best rate another?")
+                             "cpu); a pre-training run here keeps the budget's. Is the fine-tuning's best rate another? "
+                             "Table 4's page puts such rows by peak learning rate")
     parser.add_argument("--pretrained", default=None,
                         help="checkpoint or release of the variant's pre-training, for the pre-trained rows (default: "
                              "pre-train here)")
