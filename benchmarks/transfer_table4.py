@@ -425,14 +425,28 @@ def variant_of(label):
     return match and match.group(1)
 
 
+# A row run with --learning-rate carries its peak rate in its label.
+PEAK_LR = re.compile(r", peak lr [0-9.e+-]+$")
+
+
+def peak_lr_of(label):
+    """The peak-rate suffix of a row run with --learning-rate, or "" for the budget's rate."""
+    match = PEAK_LR.search(label)
+    return match.group(0) if match else ""
+
+
 def scratch_of(label, labels):
-    """The from-scratch row among `labels` that a fine-tuned row is against: the one of its own variant, or else
-    of a variant with the same model settings on the target; None if there is none."""
-    own = variant_of(label)
+    """The from-scratch row among `labels` that a fine-tuned row is against, at the same peak learning rate: the one
+    of its own variant, or else of a variant with the same model settings on the target; None if there is none."""
+    def variant(row):
+        return variant_of(PEAK_LR.sub("", row))
+
+    own = variant(label)
     settings = VARIANTS.get(own, {}).get("target_settings", {})
     candidates = [other for other in labels if other.startswith("SRT-1K from scratch [")
-                  and VARIANTS.get(variant_of(other), {}).get("target_settings", {}) == settings]
-    return next((other for other in candidates if variant_of(other) == own), candidates[0] if candidates else None)
+                  and peak_lr_of(other) == peak_lr_of(label)
+                  and VARIANTS.get(variant(other), {}).get("target_settings", {}) == settings]
+    return next((other for other in candidates if variant(other) == own), candidates[0] if candidates else None)
 
 
 def seeds_cell(values):
@@ -612,10 +626,6 @@ def size_table(rows, target="Beauty"):
                            "non-embedding parameters", "pre-training epochs", "pre-training TFLOPs",
                            "pre-training minutes", "fine-tuned test NDCG@5 (seeds)", "from scratch, same size (seeds)",
                            "÷ from scratch"], table_rows)
-
-
-# A row run with --learning-rate carries its peak rate in its label.
-PEAK_LR = re.compile(r", peak lr [0-9.e+-]+$")
 
 
 def learning_rate_points(records):

@@ -47,6 +47,23 @@ def test_an_epoch_budget_table_has_a_column_per_budget_and_the_ratio_at_each(tab
     assert "zero-shot" not in text
 
 
+def test_a_budget_tables_fine_tuned_row_at_another_learning_rate_is_against_from_scratch_at_that_rate(table4):
+    low = ", peak lr 0.0005"
+    budget = [record(f"{SCRATCH}, 50-epoch budget", 1, 0.060, 50, target_epochs=50),
+              record(f"{FINETUNED}, 50-epoch budget", 1, 0.060, 50, target_epochs=50),
+              record(f"{SCRATCH}{low}, 50-epoch budget", 1, 0.050, 50, target_epochs=50),
+              record(f"{FINETUNED}{low}, 50-epoch budget", 1, 0.055, 50, target_epochs=50)]
+    full = full_target_runs() + [record(f"{SCRATCH}{low}", 1, 0.040, 20), record(f"{FINETUNED}{low}", 1, 0.048, 20)]
+    assert table4.scratch_of(f"{FINETUNED}{low}", [SCRATCH, f"{SCRATCH}{low}"]) == f"{SCRATCH}{low}"
+    assert table4.scratch_of(FINETUNED, [f"{SCRATCH}{low}", SCRATCH]) == SCRATCH
+    assert table4.scratch_of(f"{FINETUNED}, peak lr 0.004", [SCRATCH, f"{SCRATCH}{low}"]) is None
+    lines = table4.sweep_table(budget, full, "target_epochs").splitlines()
+    assert lines[0] == "| Beauty, sampled10000 test NDCG@5 (seeds) | 20 epochs | 50 epochs |"
+    assert f"| SRT-1K fine-tuned (full) [history_match]{low} | 0.0480 (1) | 0.0550 (1) |" in lines
+    assert f"| SRT-1K fine-tuned (full) [history_match]{low} ÷ from scratch | 1.20x | 1.10x |" in lines
+    assert "| SRT-1K fine-tuned (full) [history_match] ÷ from scratch | 1.00x | 1.00x |" in lines
+
+
 def test_a_data_size_table_keeps_its_columns_by_fraction(table4):
     sample = [record(f"{SCRATCH}, 10% of users", 1, 0.025, 20, target_users=0.1),
               record(f"{FINETUNED}, 10% of users", 1, 0.030, 20, target_users=0.1)]
