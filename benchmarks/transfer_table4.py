@@ -488,7 +488,7 @@ def sweep_figure(records, full_records, field, path, target="Beauty"):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 4.5))
     for label, by_value in sweep_points(records, full_records, field).items():
         values = sorted(by_value)
         ax.errorbar(values, [np.mean(by_value[v]) for v in values], yerr=[np.std(by_value[v]) for v in values],
@@ -497,7 +497,8 @@ def sweep_figure(records, full_records, field, path, target="Beauty"):
         ax.set_xscale("log")
     ax.set_xlabel(SWEEPS[field].axis.format(target=target))
     ax.set_ylabel("test NDCG@5 (sampled10000)")
-    ax.legend(fontsize=7)
+    # Beside the axes: a sweep has up to a dozen rows, whose lines a legend inside would cover.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
