@@ -245,7 +245,7 @@ class SRTTrainerMixin(EvaluationMixin):
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None,
             "finetune_stage": self.finetune_stage,
-            "random_state": random_state.capture(getattr(self._train_data, "generator", None)),
+            "random_state": random_state.capture(self.device, getattr(self._train_data, "generator", None)),
             "compute": self.compute(),
         }
         save_checkpoint(state, saved_model_file)
@@ -302,7 +302,8 @@ class SRTTrainerMixin(EvaluationMixin):
             init_seed(self.config["seed"] + self.config["rank"] + self.start_epoch * self.config["world_size"],
                       self.config["reproducibility"])
         elif self._resumed.get("random_state") is not None:
-            random_state.restore(self._resumed["random_state"], getattr(self._train_data, "generator", None))
+            random_state.restore(self._resumed["random_state"], self.device,
+                                 getattr(self._train_data, "generator", None))
         self._resumed = None
 
 

@@ -146,3 +146,19 @@ def test_a_broken_checkpoint_file_is_an_error_that_names_it(fast_config, tmp_pat
         load_data_and_model(str(path))
     with pytest.raises(CheckpointError, match=f"checkpoint {path}"):
         run_recbole("SRT", "ml40", config_dict={**fast_config, **ML_TEXT, "pretrained_model": str(path)})
+
+
+def test_generators_resume_on_the_runs_device_and_ignore_another_kinds_state():
+    from recbole_srt import random_state
+
+    cpu = torch.device("cpu")
+    loader = torch.Generator().manual_seed(3)
+    torch.manual_seed(7)
+    state = random_state.capture(cpu, loader)
+    assert state["device"] is None  # a CPU run has no accelerator generator to keep
+    expected = (torch.rand(3), torch.randperm(5, generator=loader))
+    # Written on a GPU run: its CUDA state is not this CPU run's, and is left alone rather than failing.
+    state["device"] = {"type": "cuda", "state": torch.zeros(16, dtype=torch.uint8)}
+    random_state.restore(state, cpu, loader)
+    assert torch.equal(torch.rand(3), expected[0])
+    assert torch.equal(torch.randperm(5, generator=loader), expected[1])
