@@ -24,6 +24,12 @@ class OneCycle:
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def warming_up(scheduler):
+    """Whether `scheduler` (build_scheduler's, or None) has not yet brought the learning rate to its peak."""
+    schedule = scheduler.lr_lambdas[0] if scheduler is not None else None
+    return isinstance(schedule, OneCycle) and scheduler.last_epoch < schedule.warmup_steps
+
+
 def build_scheduler(name, optimizer, total_steps):
     """A LambdaLR for `name`, or None for a constant learning rate."""
     if name not in SCHEDULES:

@@ -1,6 +1,7 @@
 """What SRT and fair side-by-side runs need, added on top of RecBole's trainer for every sequential model."""
 
 import functools
+import math
 import os
 import uuid
 
@@ -21,7 +22,7 @@ from recbole_srt.checkpoint import data_only_other_parameter, load_checkpoint, s
 from recbole_srt.compat import disable_anomaly_detection, use_fused_gelu
 from recbole_srt.config import checkpoint_settings, plain_value
 from recbole_srt.evaluation.trainer_evaluation import EvaluationMixin
-from recbole_srt.lr_schedule import build_scheduler
+from recbole_srt.lr_schedule import build_scheduler, warming_up
 from recbole_srt.scaling.flops import epoch_flops, parameter_counts
 from recbole_srt.transfer import ewc, finetune
 
@@ -79,6 +80,7 @@ class SRTTrainerMixin(EvaluationMixin):
         self._set_up_training_step(config, model, is_distributed)
         self.lr_schedule = config["lr_schedule"] or "constant"
         self.lr_scheduler = None
+        self.stopping_in_warmup = bool(config["stopping_in_warmup"])
         self._resumed_scheduler_state = None
         self._resumed = None  # a checkpoint being resumed from, until its RNG states are restored
         self._train_data = None
@@ -126,6 +128,20 @@ class SRTTrainerMixin(EvaluationMixin):
         if getattr(self.model, "train_stage", None) == "pretrain" and hasattr(self, "pretrain_epochs"):
             return self.pretrain_epochs
         return self.epochs
+
+    @property
+    def stopping_step(self):
+        """RecBole's early-stopping patience, read at every validation: unbounded while a one-cycle rate warms up
+        (unless `stopping_in_warmup`). Those epochs train at a fraction of the peak, and a validation dip there (a
+        from-scratch history-match run scores best after its first epoch) ended 50-epoch runs after 5. Epochs
+        without gain still count: a run with none since the warm-up began stops at the first validation after it."""
+        if self.lr_scheduler is not None and not self.stopping_in_warmup and warming_up(self.lr_scheduler):
+            return math.inf
+        return self._stopping_step
+
+    @stopping_step.setter
+    def stopping_step(self, value):
+        self._stopping_step = value
 
     def _build_lr_scheduler(self, total_steps):
         self.lr_scheduler = build_scheduler(self.lr_schedule, self.optimizer, total_steps)
