@@ -135,7 +135,7 @@ class SRTTrainerMixin(EvaluationMixin):
         (unless `stopping_in_warmup`). Those epochs train at a fraction of the peak, and a validation dip there (a
         from-scratch history-match run scores well after its first epoch) ended 50-epoch runs after 5. Epochs
         without gain still count: a run with none since the warm-up began stops at the first validation after it."""
-        if self.lr_scheduler is not None and not self.stopping_in_warmup and warming_up(self.lr_scheduler):
+        if not self.stopping_in_warmup and warming_up(self.lr_scheduler):
             return math.inf
         return self._stopping_step
 
