@@ -41,6 +41,33 @@ def test_pretrained_model_brings_weights_and_tokenizer_to_a_new_catalog(ml_check
     assert (model.item_tokens[1:] > 0).any()  # the toy titles, tokenized with the ml-100k vocabulary
 
 
+def test_pretrained_parameters_takes_only_the_named_part_of_the_checkpoint(ml_checkpoint):
+    path, base = ml_checkpoint
+    checkpoint = load_checkpoint(path, "cpu")["state_dict"]
+    models = {part: build("SRT", "beauty_toy", {}, **toy_settings(base, path, pretrained_parameters=[part]))[1]
+              for part in ("trm_encoder.layer.1", "position_embedding")}
+    for name, value in models["trm_encoder.layer.1"].state_dict().items():
+        other = models["position_embedding"].state_dict()[name]
+        if name.startswith("trm_encoder.layer.1."):
+            assert torch.equal(value, checkpoint[name]) and not torch.equal(other, checkpoint[name]), name
+        elif name.startswith("position_embedding"):
+            assert torch.equal(other, checkpoint[name]) and not torch.equal(value, checkpoint[name]), name
+        else:  # the run's own random weights (the same seed in both), not the checkpoint's
+            assert torch.equal(value, other) and not torch.equal(value, checkpoint[name]), name
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"pretrained_parameters": ["transformer"]}, r"\['transformer'\] names no parameter.*'trm_encoder'"),
+    ({"pretrained_parameters": []}, "names no parameter"),
+    ({"pretrained_parameters": ["item_encoder"], "ewc_lambda": 100}, "set one or the other"),
+])
+def test_pretrained_parameters_that_name_nothing_or_meet_ewc_are_clear_errors(ml_checkpoint, extra, message):
+    path, base = ml_checkpoint
+    with pytest.raises(ValueError, match=message):
+        config, model, (train, valid, _) = build("SRT", "beauty_toy", {}, **toy_settings(base, path, **extra))
+        SRTTrainer(config, model, pretraining_data=pretraining_data)
+
+
 def test_zero_shot_evaluates_the_checkpoint_without_training(ml_checkpoint):
     path, base = ml_checkpoint
     result = run_recbole("SRT", "beauty_toy", config_dict=toy_settings(base, path, epochs=0))

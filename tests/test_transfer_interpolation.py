@@ -35,6 +35,18 @@ def test_a_run_without_a_pretrained_model_has_no_start():
         pretrained_start({"pretrained_model": None, "dataset": "ml-100k", "trust_checkpoint": False})
 
 
+def test_a_run_that_took_part_of_its_pretrained_model_moves_only_that_part():
+    release = os.path.join(REPO, "pretrained", "srt-1k-amazon7-text-match", "srt-1k-amazon7-text-match.pth")
+    config = {"pretrained_model": release, "dataset": "Amazon_Beauty", "trust_checkpoint": False}
+    assert "trm_encoder.layer.0.feed_forward.dense_1.weight" in pretrained_start({**config, "pretrained_parameters": None})
+    start = pretrained_start({**config, "pretrained_parameters": ["lexical_match", "repeat_match"]})
+    assert set(start) == {"lexical_match.weight", "repeat_match.weight"}
+    finetuned = {"repeat_match.weight": torch.zeros(20), "position_embedding.weight": torch.ones(20, 64)}
+    halfway = interpolated_state(finetuned, {"repeat_match.weight": start["repeat_match.weight"]}, 0.5)
+    assert torch.equal(halfway["repeat_match.weight"], start["repeat_match.weight"] / 2)
+    assert torch.equal(halfway["position_embedding.weight"], finetuned["position_embedding.weight"])
+
+
 @pytest.fixture
 def benchmark(monkeypatch):
     monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))

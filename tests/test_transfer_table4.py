@@ -240,3 +240,23 @@ def test_the_pre_training_tokenizer_control_converts_the_corpus_but_does_not_pre
     assert settings["tokenizer_model"] == "data/pretrain_games_toys_text.spm.model"
     assert settings["lexical_match_dim"] == 256 and settings["repeat_match"] is True and settings["epochs"] == 20
     assert "pretrained_model" not in settings
+
+
+def test_the_history_match_weights_row_starts_only_those_from_the_checkpoint(table4, monkeypatch):
+    runs = []
+    monkeypatch.setattr(table4, "convert", lambda raw_dir, data_dir, name, folders, text=(): f"{data_dir}/{name}.yaml")
+    monkeypatch.setattr(table4, "run_one", lambda label, model, yaml_path, settings, results, seed, **kw:
+                        runs.append((label, settings)))
+    args = argparse.Namespace(budget="cpu", target="beauty", variant="history_match", pretrained="release.pth",
+                              rows=["finetune_history_match_weights_only"], seeds=[1], pretrain_seed=None,
+                              target_users=None, target_epochs=None, ewc_lambda=100, learning_rate=0.00025,
+                              raw_dir="raw", data_dir="data", results="results.jsonl")
+    table4.run(args)
+    [(label, settings)] = runs
+    assert label == ("SRT-1K fine-tuned (full, 20 epochs, only the history-match weights pre-trained) [history_match], "
+                     "peak lr 0.00025")
+    assert settings["pretrained_model"] == "release.pth" and settings["learning_rate"] == 0.00025
+    assert settings["pretrained_parameters"] == ["lexical_match", "repeat_match"]
+    assert table4.scratch_of(label, [label, f"{SCRATCH}, peak lr 0.00025", SCRATCH]) == f"{SCRATCH}, peak lr 0.00025"
+    with pytest.raises(SystemExit, match="without history match"):
+        table4.run(argparse.Namespace(**{**vars(args), "variant": "seven_categories"}))

@@ -138,15 +138,21 @@ class SRT(SequentialRecommender):
         self.apply(self._init_weights)
         nn.init.normal_(self.item_encoder.empty_field, std=self.initializer_range)
         if pretrained is not None:
-            self.load_state_dict(self.pretrained_state(pretrained["state_dict"], config["pretrained_model"]))
-            logger.info(f"SRT weights and tokenizer from pretrained_model {config['pretrained_model']} "
+            loaded = self.pretrained_state(pretrained["state_dict"], config["pretrained_model"],
+                                           config["pretrained_parameters"])
+            self.load_state_dict({**self.state_dict(), **loaded})
+            part = ("" if config["pretrained_parameters"] is None else
+                    f" ({len(loaded)} of {len(self.state_dict())} tensors, pretrained_parameters "
+                    f"{config['pretrained_parameters']}; the rest from random weights)")
+            logger.info(f"SRT weights{part} and tokenizer from pretrained_model {config['pretrained_model']} "
                         f"(trained on {pretrained['config']['dataset']})")
 
-    def pretrained_state(self, state, path):
-        """A checkpoint's weights to load: the transformer gate, if this run has one, starts at its own
-        `transformer_gate_init` (the checkpoint may have none); the hashed id table, if this run has one, at zero
-        whatever the checkpoint had, since the checkpoint's ids are another catalog's items."""
+    def pretrained_state(self, state, path, prefixes=None):
+        """A checkpoint's weights to load (those `prefixes` name, or all): the transformer gate, if this run has one,
+        starts at its own `transformer_gate_init` (the checkpoint may have none); the hashed id table, if this run
+        has one, at zero whatever the checkpoint had, since the checkpoint's ids are another catalog's items."""
         state = {k: v for k, v in state.items() if not k.startswith(transfer.CATALOG_PARAMETERS)}
+        state = transfer.selected(state, prefixes, path)
         if self.item_id_embedding is not None:
             state["item_id_embedding.table.weight"] = torch.zeros_like(self.item_id_embedding.table.weight)
         if self.transformer_gate is None:

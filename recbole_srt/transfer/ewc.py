@@ -84,5 +84,8 @@ def from_config(config, model, pretraining_data=None):
         return None
     if not config["pretrained_model"]:
         raise ValueError("ewc_lambda: EWC anchors fine-tuning at pre-trained weights: set pretrained_model")
+    if config["pretrained_parameters"] is not None:
+        raise ValueError(f"ewc_lambda: EWC anchors every weight at pretrained_model's, but pretrained_parameters "
+                         f"{config['pretrained_parameters']} starts only some there: set one or the other")
     fisher = pretraining_fisher(config["pretrained_model"], config["ewc_fisher_batches"], pretraining_data)
     return EWCPenalty(model, fisher, strength)

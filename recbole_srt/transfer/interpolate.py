@@ -21,12 +21,14 @@ from recbole_srt.transfer import pretrained
 
 
 def pretrained_start(config):
-    """The weights a run fine-tuned from `config['pretrained_model']` started from, but the catalog's own."""
+    """The weights a run fine-tuned from `config['pretrained_model']` took from it (`pretrained_parameters`), but the
+    catalog's own."""
     path = config["pretrained_model"]
     if not path:
         raise ValueError(f"interpolation: the run on {config['dataset']} was not fine-tuned from a pretrained_model")
     state = pretrained.read(path, bool(config["trust_checkpoint"]))["state_dict"]
-    return {key: value for key, value in state.items() if not key.startswith(pretrained.CATALOG_PARAMETERS)}
+    state = {key: value for key, value in state.items() if not key.startswith(pretrained.CATALOG_PARAMETERS)}
+    return pretrained.selected(state, config["pretrained_parameters"], path)
 
 
 def interpolated_state(finetuned, start, alpha):

@@ -83,5 +83,19 @@ def check_compatible(config, checkpoint, path, text_fields):
         raise ValueError(f"pretrained_model {path}: " + "; ".join(differing))
 
 
+def selected(state, prefixes, path):
+    """The checkpoint's weights that `pretrained_parameters` names (parameter-name prefixes; None: all of them).
+    The rest keep the run's own initial weights: which part of a pre-trained model carries over."""
+    if prefixes is None:
+        return state
+    prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes)
+    unmatched = [prefix for prefix in prefixes if not any(key.startswith(prefix) for key in state)]
+    if not prefixes or unmatched:
+        modules = sorted({key.split(".")[0] for key in state})
+        raise ValueError(f"pretrained_parameters: {unmatched or prefixes} names no parameter of pretrained_model "
+                         f"{path}; expected a list of parameter-name prefixes, such as {modules}")
+    return {key: value for key, value in state.items() if key.startswith(tuple(prefixes))}
+
+
 def tokenizer_proto(checkpoint):
     return checkpoint["other_parameter"]["tokenizer_proto"]
