@@ -133,17 +133,26 @@ VARIANTS["history_match_one_category_hashed_ids"] = {
     "target_settings": {**VARIANTS["history_match_one_category"]["target_settings"], "item_id_hash_buckets": 65536}}
 
 ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
-        "finetune_full_without_id_table", "finetune_history_match_weights_only", "finetune_gated", "scratch_gated",
-        "finetune_full_low_lr",
+        "finetune_full_without_id_table", "finetune_history_match_weights_only",
+        "finetune_without_history_match_weights", "finetune_gated", "scratch_gated", "finetune_full_low_lr",
         "finetune_full_ewc_scratch_epochs", "finetune_progressive", "finetune_progressive_scratch_epochs",
         "scratch_pretraining_tokenizer", "scratch_variant_pretraining_tokenizer", "sasrec")
 # Rows trained from random weights with the pre-training corpus's tokenizer (which is converted for them).
 PRETRAINING_TOKENIZER_ROWS = {"scratch_pretraining_tokenizer", "scratch_variant_pretraining_tokenizer"}
+# Rows that take part of a history-match pre-training (`pretrained_parameters`), the rest from random weights: its
+# history-match weights (3 x MAX_ITEM_LIST_LENGTH numbers) alone, or everything but them. Where fine-tuning's gain is.
+HISTORY_MATCH_PARTS = {
+    "finetune_history_match_weights_only": ("only the history-match weights pre-trained",
+                                            ["lexical_match", "repeat_match"]),
+    "finetune_without_history_match_weights": ("all but the history-match weights pre-trained",
+                                               ["item_encoder", "position_embedding", "trm_encoder", "LayerNorm"]),
+}
 # The seed of --target-users samples: one nested sample per fraction for every row and run.
 USER_SAMPLE_SEED = 2020
 # Rows that start from the variant's pre-trained checkpoint (the others run without pre-training).
 PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "zero_shot_history_only", "finetune_full", "finetune_full_scratch_epochs",
                    "finetune_full_without_id_table", "finetune_history_match_weights_only",
+                   "finetune_without_history_match_weights",
                    "finetune_gated", "finetune_full_low_lr", "finetune_full_ewc_scratch_epochs", "finetune_progressive",
                    "finetune_progressive_scratch_epochs"}
 
@@ -200,9 +209,10 @@ def run(args):
     if "finetune_full_without_id_table" in args.rows and not variant["settings"].get("item_id_hash_buckets"):
         raise SystemExit(f"finetune_full_without_id_table: the variant {args.variant} pre-trains without a hashed "
                          "id table (item_id_hash_buckets), so the row would be finetune_full_scratch_epochs")
-    if "finetune_history_match_weights_only" in args.rows and not variant["settings"].get("lexical_match_dim"):
-        raise SystemExit(f"finetune_history_match_weights_only: the variant {args.variant} pre-trains without history "
-                         "match (lexical_match_dim), so it has no history-match weights to start from")
+    for row in set(args.rows) & HISTORY_MATCH_PARTS.keys():
+        if not variant["settings"].get("lexical_match_dim"):
+            raise SystemExit(f"{row}: the variant {args.variant} pre-trains without history match "
+                             "(lexical_match_dim), so its weights have no history-match part to take or leave")
     corpus_name, folders = CORPORA[variant["corpus"]]
     # With the target's item text in its tokenizer, a corpus is converted once per target.
     dataset = f"pretrain_{variant['corpus']}" + (f"_{args.target}_text" if variant.get("target_text") else "")
@@ -256,13 +266,9 @@ def run(args):
             "finetune_full_without_id_table": (
                 f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs, no id table on {target}){tag}", "SRT",
                 {**transfer, "epochs": budget["scratch_epochs"], "item_id_hash_buckets": 0}),
-            # Only the pre-trained history-match weights (3 x MAX_ITEM_LIST_LENGTH numbers), the rest from random
-            # weights: how much of what fine-tuning gains is in them.
-            "finetune_history_match_weights_only": (
-                f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs, only the history-match weights "
-                f"pre-trained){tag}", "SRT",
-                {**transfer, "epochs": budget["scratch_epochs"],
-                 "pretrained_parameters": ["lexical_match", "repeat_match"]}),
+            **{row: (f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs, {part}){tag}", "SRT",
+                     {**transfer, "epochs": budget["scratch_epochs"], "pretrained_parameters": parameters})
+               for row, (part, parameters) in HISTORY_MATCH_PARTS.items()},
             # The transformer's scores gated from 0: fine-tuning starts from the pre-trained history-match scores
             # alone (its zero-shot ranking) and lets the transformer in as the target's data supports it.
             "finetune_gated": (f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs, transformer gate from 0){tag}",
@@ -749,7 +755,7 @@ def main():
         settings = VARIANTS[args.variant]["settings"]
         args.rows = [row for row in ROWS
                      if (settings.get("item_id_hash_buckets") or row != "finetune_full_without_id_table")
-                     and (settings.get("lexical_match_dim") or row != "finetune_history_match_weights_only")]
+                     and (settings.get("lexical_match_dim") or row not in HISTORY_MATCH_PARTS)]
     sys.argv = sys.argv[:1]
     if args.command == "run":
         run(args)

@@ -242,7 +242,7 @@ def test_the_pre_training_tokenizer_control_converts_the_corpus_but_does_not_pre
     assert "pretrained_model" not in settings
 
 
-def test_the_history_match_weights_row_starts_only_those_from_the_checkpoint(table4, monkeypatch):
+def test_the_history_match_rows_take_that_part_of_the_checkpoint_or_all_but_it(table4, monkeypatch):
     runs = []
     monkeypatch.setattr(table4, "convert", lambda raw_dir, data_dir, name, folders, text=(): f"{data_dir}/{name}.yaml")
     monkeypatch.setattr(table4, "run_one", lambda label, model, yaml_path, settings, results, seed, **kw:
@@ -258,5 +258,10 @@ def test_the_history_match_weights_row_starts_only_those_from_the_checkpoint(tab
     assert settings["pretrained_model"] == "release.pth" and settings["learning_rate"] == 0.00025
     assert settings["pretrained_parameters"] == ["lexical_match", "repeat_match"]
     assert table4.scratch_of(label, [label, f"{SCRATCH}, peak lr 0.00025", SCRATCH]) == f"{SCRATCH}, peak lr 0.00025"
+    runs.clear()
+    table4.run(argparse.Namespace(**{**vars(args), "rows": ["finetune_without_history_match_weights"]}))
+    [(label, settings)] = runs
+    assert "all but the history-match weights pre-trained" in label
+    assert settings["pretrained_parameters"] == ["item_encoder", "position_embedding", "trm_encoder", "LayerNorm"]
     with pytest.raises(SystemExit, match="without history match"):
         table4.run(argparse.Namespace(**{**vars(args), "variant": "seven_categories"}))
