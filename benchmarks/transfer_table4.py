@@ -139,6 +139,8 @@ ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", 
         "scratch_pretraining_tokenizer", "scratch_variant_pretraining_tokenizer", "sasrec")
 # Rows trained from random weights with the pre-training corpus's tokenizer (which is converted for them).
 PRETRAINING_TOKENIZER_ROWS = {"scratch_pretraining_tokenizer", "scratch_variant_pretraining_tokenizer"}
+# The label of every pre-training run starts so (the other rows are runs on the target).
+PRETRAINING = "SRT-1K pre-trained"
 # Rows that take part of a history-match pre-training (`pretrained_parameters`), the rest from random weights: its
 # history-match weights (3 x MAX_ITEM_LIST_LENGTH numbers) alone, or everything but them. Where fine-tuning's gain is.
 HISTORY_MATCH_PARTS = {
@@ -235,7 +237,7 @@ def run(args):
     for seed in args.seeds:
         checkpoint = args.pretrained
         if set(args.rows) & PRETRAINED_ROWS and checkpoint is None:
-            checkpoint = run_one(f"SRT-1K pre-trained ({corpus_name}){tag}", "SRT", pretrain_yaml,
+            checkpoint = run_one(f"{PRETRAINING} ({corpus_name}){tag}", "SRT", pretrain_yaml,
                                  {**common, **SRT_1K, **variant["settings"],
                                   "epochs": variant.get("pretrain_epochs", budget["pretrain_epochs"])},
                                  args.results, args.pretrain_seed or seed, needs_checkpoint=True)["checkpoint"]
@@ -338,7 +340,7 @@ def target_of(results_name):
 
 def latest(records):
     """The latest run of every label and seed, pre-training runs left out."""
-    return list({(r["label"], r["seed"]): r for r in records if "pre-trained" not in r["label"]}.values())
+    return list({(r["label"], r["seed"]): r for r in records if not r["label"].startswith(PRETRAINING)}.values())
 
 
 def summary(records):
@@ -527,7 +529,7 @@ CORPUS_SCRATCH = "SRT-1K from scratch [history_match]"
 
 def pretraining_run(variant, records):
     """The latest recorded pre-training of the variant, or None."""
-    runs = [r for r in records if "pre-trained" in r["label"] and variant_of(r["label"]) == variant]
+    runs = [r for r in records if r["label"].startswith(PRETRAINING) and variant_of(r["label"]) == variant]
     return runs[-1] if runs else None
 
 

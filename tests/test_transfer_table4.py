@@ -258,6 +258,7 @@ def test_the_history_match_rows_take_that_part_of_the_checkpoint_or_all_but_it(t
     assert settings["pretrained_model"] == "release.pth" and settings["learning_rate"] == 0.00025
     assert settings["pretrained_parameters"] == ["lexical_match", "repeat_match"]
     assert table4.scratch_of(label, [label, f"{SCRATCH}, peak lr 0.00025", SCRATCH]) == f"{SCRATCH}, peak lr 0.00025"
+    assert [r["label"] for r in table4.latest([record(label, 1, 0.045, 20)])] == [label]  # a run on the target
     runs.clear()
     table4.run(argparse.Namespace(**{**vars(args), "rows": ["finetune_without_history_match_weights"]}))
     [(label, settings)] = runs
