@@ -149,6 +149,18 @@ HISTORY_MATCH_PARTS = {
     "finetune_without_history_match_weights": ("all but the history-match weights pre-trained",
                                                ["item_encoder", "position_embedding", "trm_encoder", "LayerNorm"]),
 }
+# Rows that need a pre-training setting: (the setting, what the variant lacks without it).
+NEEDS = {"finetune_full_without_id_table": ("item_id_hash_buckets", "a hashed id table (item_id_hash_buckets), so the "
+                                            "row would be finetune_full_scratch_epochs"),
+         **{row: ("lexical_match_dim", "history match (lexical_match_dim), so its weights have no history-match part "
+                                       "to take or leave") for row in HISTORY_MATCH_PARTS}}
+
+
+def applies(row, variant):
+    """Whether the variant's pre-training has what the row needs (NEEDS)."""
+    return row not in NEEDS or bool(variant["settings"].get(NEEDS[row][0]))
+
+
 # The seed of --target-users samples: one nested sample per fraction for every row and run.
 USER_SAMPLE_SEED = 2020
 # Rows that start from the variant's pre-trained checkpoint (the others run without pre-training).
@@ -208,13 +220,9 @@ def run(args):
     common = budget["common"]
     target, target_folder, target_dataset = TARGETS[args.target]
     variant = VARIANTS[args.variant]
-    if "finetune_full_without_id_table" in args.rows and not variant["settings"].get("item_id_hash_buckets"):
-        raise SystemExit(f"finetune_full_without_id_table: the variant {args.variant} pre-trains without a hashed "
-                         "id table (item_id_hash_buckets), so the row would be finetune_full_scratch_epochs")
-    for row in set(args.rows) & HISTORY_MATCH_PARTS.keys():
-        if not variant["settings"].get("lexical_match_dim"):
-            raise SystemExit(f"{row}: the variant {args.variant} pre-trains without history match "
-                             "(lexical_match_dim), so its weights have no history-match part to take or leave")
+    for row in args.rows:
+        if not applies(row, variant):
+            raise SystemExit(f"{row}: the variant {args.variant} pre-trains without {NEEDS[row][1]}")
     corpus_name, folders = CORPORA[variant["corpus"]]
     # With the target's item text in its tokenizer, a corpus is converted once per target.
     dataset = f"pretrain_{variant['corpus']}" + (f"_{args.target}_text" if variant.get("target_text") else "")
@@ -754,10 +762,7 @@ def main():
         sweep.suffix for field, sweep in SWEEPS.items() if getattr(args, field) is not None)
     args.results = args.results or os.path.join(RESULTS_DIR, f"transfer_table4{suffix}_{args.budget}.jsonl")
     if args.rows is None:
-        settings = VARIANTS[args.variant]["settings"]
-        args.rows = [row for row in ROWS
-                     if (settings.get("item_id_hash_buckets") or row != "finetune_full_without_id_table")
-                     and (settings.get("lexical_match_dim") or row not in HISTORY_MATCH_PARTS)]
+        args.rows = [row for row in ROWS if applies(row, VARIANTS[args.variant])]
     sys.argv = sys.argv[:1]
     if args.command == "run":
         run(args)
