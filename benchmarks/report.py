@@ -28,6 +28,7 @@ import distributed_throughput  # noqa: E402
 import epoch_loop  # noqa: E402
 import ewc_fisher_scale  # noqa: E402
 import eval_speed  # noqa: E402
+import history_match_weights  # noqa: E402
 import horizon  # noqa: E402
 import quality  # noqa: E402
 import sequence_store  # noqa: E402
@@ -53,6 +54,7 @@ JSON_TABLES = {
     "epoch_loop_": epoch_loop.table,
     "ewc_fisher_scale_": ewc_fisher_scale.table,
     "eval_speed_": eval_speed.table,
+    "history_match_weights_": history_match_weights.table,
     "horizon_": horizon.table,
     "sequence_store_": sequence_store.table,
     "side_by_side_": side_by_side.table,
