@@ -133,11 +133,13 @@ class SRTTrainerMixin(EvaluationMixin):
     def stopping_step(self):
         """RecBole's early-stopping patience, read at every validation: unbounded while a one-cycle rate warms up
         (unless `stopping_in_warmup`). Those epochs train at a fraction of the peak, and a validation dip there (a
-        from-scratch history-match run scores well after its first epoch) ended 50-epoch runs after 5. Epochs
-        without gain still count: a run with none since the warm-up began stops at the first validation after it."""
-        if not self.stopping_in_warmup and warming_up(self.lr_scheduler):
+        from-scratch history-match run scores well after its first epoch) ended 50-epoch runs after 5."""
+        if self._waits_for_the_peak():
             return math.inf
         return self._stopping_step
+
+    def _waits_for_the_peak(self):
+        return not self.stopping_in_warmup and warming_up(self.lr_scheduler)
 
     @stopping_step.setter
     def stopping_step(self, value):
@@ -178,6 +180,9 @@ class SRTTrainerMixin(EvaluationMixin):
         """RecBole's fit over start_epoch .. epochs, writing the `-last` state after every validated epoch."""
 
         def after_validation(epoch_idx, valid_score):
+            if self._waits_for_the_peak():
+                # Patience counts from the peak: a dip as long as the warm-up must not stop a run that is rising.
+                self.cur_step = 0
             if saved:
                 self._save_checkpoint(epoch_idx, verbose=False, saved_model_file=self.last_checkpoint_file,
                                       best_model_file=self.saved_model_file)

@@ -74,11 +74,12 @@ def test_recbole_models_run_through_the_same_pipeline(fast_config, model_name):
     assert torch.serialization.get_unsafe_globals_in_checkpoint(result["saved_model_file"]) == []  # data only
 
 
-@pytest.mark.parametrize("stopping_in_warmup, epochs_trained", [(False, 5), (True, 3)])
+@pytest.mark.parametrize("stopping_in_warmup, epochs_trained", [(False, 6), (True, 3)])
 def test_early_stopping_waits_for_the_one_cycle_peak(fast_config, monkeypatch, stopping_in_warmup,
                                                     epochs_trained):
     # 15 epochs: the rate peaks after the 5th. Validation only falls after the first epoch, so patience 1 would
-    # stop after the 3rd; waiting for the peak, the run stops at the first validation after it.
+    # stop after the 3rd; waiting for the peak, the patience counts from it: the run stops at the second
+    # validation after it without gain (the warm-up's epochs without gain do not count).
     config, model, (train, valid, _) = build("SRT", "ml40", fast_config, epochs=15, stopping_step=1,
                                              lr_schedule="one_cycle", stopping_in_warmup=stopping_in_warmup)
     trainer = SRTTrainer(config, model)
