@@ -138,12 +138,12 @@ class SRTTrainerMixin(EvaluationMixin):
             return math.inf
         return self._stopping_step
 
-    def _waits_for_the_peak(self):
-        return not self.stopping_in_warmup and warming_up(self.lr_scheduler)
-
     @stopping_step.setter
     def stopping_step(self, value):
         self._stopping_step = value
+
+    def _waits_for_the_peak(self):
+        return not self.stopping_in_warmup and warming_up(self.lr_scheduler)
 
     def _build_lr_scheduler(self, total_steps):
         self.lr_scheduler = build_scheduler(self.lr_schedule, self.optimizer, total_steps)
