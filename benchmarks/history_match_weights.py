@@ -18,16 +18,10 @@ import sys
 import torch
 
 from common import labelled_checkpoint, machine_line, markdown_table, trainer_for, write_results
+from recbole_srt.evaluation.ranking import rank_metrics
 from recbole_srt.quick_start import prepare
 
 K = 5
-
-
-def top_k_metrics(ranks, k=K):
-    """(NDCG@k, HIT@k) of 0-based ranks of the positive among its candidates."""
-    hits = ranks < k
-    gain = torch.where(hits, 1 / torch.log2(ranks.double() + 2), torch.zeros((), dtype=torch.double))
-    return gain.mean().item(), hits.double().mean().item()
 
 
 def history_match_weights(model):
@@ -49,7 +43,8 @@ def evaluate(label, path, target, seed):
     for part, alone in (("whole", False), ("history_match", True)):
         model.history_match_only = alone
         _, ranks = trainer.sampled_positive_ranks(test)
-        scores[part] = dict(zip(("ndcg", "hit"), top_k_metrics(ranks)))
+        values = rank_metrics(ranks, [K], ["ndcg", "hit"])
+        scores[part] = {name: values[f"{name}@{K}"].mean().item() for name in ("ndcg", "hit")}
     return {"label": label, "checkpoint": path, "fields": list(model.text_fields), **scores,
             "weights": history_match_weights(model), "negatives": config["sampled_eval"]["test"]}
 

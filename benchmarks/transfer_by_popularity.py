@@ -17,6 +17,7 @@ import torch
 
 from common import labelled_checkpoint, machine_line, markdown_table, trainer_for, write_results
 from recbole_srt.data.store_dataset import training_item_counts
+from recbole_srt.evaluation.ranking import rank_metrics
 from recbole_srt.quick_start import load_data_and_model
 
 DEFAULT_EDGES = (1, 5, 20, 100)
@@ -34,17 +35,18 @@ def by_bucket(train_counts, ranks, edges, k=K):
     """Per bucket of the test item's training count: users, NDCG@k, HIT@k and the median rank (1-based) of the
     test item among its candidates, which tells a ranking near the top from one at random when both miss the top k."""
     bucket = torch.bucketize(train_counts, torch.tensor(edges, dtype=train_counts.dtype), right=True)
-    gain = torch.where(ranks < k, 1 / torch.log2(ranks.double() + 2), torch.zeros((), dtype=torch.double))
+    values = rank_metrics(ranks, [k], ["ndcg", "hit"])
+    ndcg, hit = values[f"ndcg@{k}"], values[f"hit@{k}"]
     rows = []
     for index, name in enumerate(bucket_names(edges)):
         members = bucket == index
         users = int(members.sum())
         rows.append({"bucket": name, "users": users,
-                     "ndcg": gain[members].mean().item() if users else None,
-                     "hit": (ranks[members] < k).double().mean().item() if users else None,
+                     "ndcg": ndcg[members].mean().item() if users else None,
+                     "hit": hit[members].mean().item() if users else None,
                      "median_rank": ranks[members].median().item() + 1 if users else None})
-    rows.append({"bucket": "all", "users": len(ranks), "ndcg": gain.mean().item(),
-                 "hit": (ranks < k).double().mean().item(), "median_rank": ranks.median().item() + 1})
+    rows.append({"bucket": "all", "users": len(ranks), "ndcg": ndcg.mean().item(), "hit": hit.mean().item(),
+                 "median_rank": ranks.median().item() + 1})
     return rows
 
 

@@ -1,6 +1,5 @@
-"""The history-match weights benchmark's figures: top-k metrics from ranks, and its table of runs."""
+"""The history-match weights benchmark's table of runs."""
 
-import math
 import os
 
 import pytest
@@ -15,12 +14,6 @@ def weights_benchmark(monkeypatch):
     import history_match_weights
 
     return history_match_weights
-
-
-def test_top_k_metrics_from_ranks(weights_benchmark):
-    ndcg, hit = weights_benchmark.top_k_metrics(torch.tensor([0, 1, 4, 5, 9000]))
-    assert hit == pytest.approx(3 / 5)
-    assert ndcg == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(6)) / 5)
 
 
 def run(label, lexical, repeat, ndcg):

@@ -10,7 +10,8 @@ from recbole.data.interaction import Interaction
 
 from helpers import TOY_TEXT, build
 from recbole_srt import SRTTrainer, run_recbole
-from recbole_srt.evaluation.horizon import HorizonEvaluation, rank_metrics
+from recbole_srt.evaluation.horizon import HorizonEvaluation
+from recbole_srt.evaluation.ranking import rank_metrics
 
 SASREC = {"loss_type": "CE", "train_neg_sample_args": None}
 SAMPLED = {"eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": {"valid": "full",

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from recbole.evaluator import Collector
@@ -6,7 +8,7 @@ from scipy.stats import chi2_contingency, chisquare
 from helpers import build
 from recbole_srt import SRTTrainer
 from recbole_srt.evaluation.candidates import CandidateSampler, keyed_permutation
-from recbole_srt.evaluation.ranking import positive_ranks, random_tie_break, topk_hits
+from recbole_srt.evaluation.ranking import positive_ranks, random_tie_break, rank_metrics, topk_hits
 
 
 def sampled(phase_modes, **extra):
@@ -130,6 +132,14 @@ def test_drawing_the_complement_gives_the_same_metrics_as_drawing_the_candidates
     by_complement = trainer.evaluate(test, load_best_model=False)
     monkeypatch.setattr(CandidateSampler, "complement_is_smaller", property(lambda self: False))
     assert trainer.evaluate(test, load_best_model=False) == by_complement
+
+
+def test_rank_metrics_from_zero_based_ranks():
+    values = rank_metrics(torch.tensor([0, 1, 4, 5, 9000]), [5], ["ndcg", "hit", "mrr", "precision"])
+    assert values["hit@5"].tolist() == [1, 1, 1, 0, 0]
+    assert values["ndcg@5"].tolist() == pytest.approx([1, 1 / math.log2(3), 1 / math.log2(6), 0, 0])
+    assert values["mrr@5"].tolist() == pytest.approx([1, 1 / 2, 1 / 5, 0, 0])
+    assert values["precision@5"].tolist() == pytest.approx([1 / 5, 1 / 5, 1 / 5, 0, 0])
 
 
 @pytest.mark.parametrize("n_neg, k", [(20, 5), (1000, 100)])  # candidates drawn; the complement (ml80: under 2,002 items)

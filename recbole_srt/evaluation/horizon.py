@@ -17,7 +17,7 @@ from collections import OrderedDict
 import torch
 from recbole.data.interaction import Interaction
 
-from recbole_srt.evaluation.ranking import positive_ranks, random_tie_break
+from recbole_srt.evaluation.ranking import positive_ranks, random_tie_break, rank_metrics
 
 METRICS = ("ndcg", "hit", "mrr", "recall", "precision")
 # Scores of [users, catalog] held at once by a step (256 MiB of floats): users are taken in chunks under it.
@@ -31,18 +31,6 @@ def step_of_rows(users):
     starts[1:] = users[1:] != users[:-1]
     first = torch.cummax(torch.where(starts, index, torch.zeros_like(index)), dim=0).values
     return index - first + 1
-
-
-def rank_metrics(ranks, topk, metrics, suffix=""):
-    """{name@K<suffix>: per-user values} from 0-based ranks of one positive per user, as RecBole defines them."""
-    values = {}
-    for metric in metrics:
-        for k in topk:
-            hit = (ranks < k).double()
-            values[f"{metric}@{k}{suffix}"] = {"ndcg": hit / torch.log2(ranks.double() + 2), "hit": hit,
-                                                "mrr": hit / (ranks.double() + 1), "recall": hit,
-                                                "precision": hit / k}[metric]
-    return values
 
 
 class HorizonEvaluation:

@@ -41,3 +41,15 @@ def topk_hits(ranks, max_k):
     positions = torch.arange(max_k, device=ranks.device).unsqueeze(0)
     hits = (ranks.unsqueeze(1) == positions).long()
     return torch.cat([hits, torch.ones_like(hits[:, :1])], dim=1)
+
+
+def rank_metrics(ranks, topk, metrics, suffix=""):
+    """{name@K<suffix>: per-user values} from 0-based ranks of one positive per user, as RecBole defines them."""
+    values = {}
+    for metric in metrics:
+        for k in topk:
+            hit = (ranks < k).double()
+            values[f"{metric}@{k}{suffix}"] = {"ndcg": hit / torch.log2(ranks.double() + 2), "hit": hit,
+                                                "mrr": hit / (ranks.double() + 1), "recall": hit,
+                                                "precision": hit / k}[metric]
+    return values
