@@ -431,14 +431,18 @@ def sweep_runs(records, full_records):
     return swept + [r for r in latest(full_records) if r["label"] in labels]
 
 
+def ndcg_by(runs, row, value):
+    """{row(run): {value(run): test NDCG@5 values}}."""
+    points = {}
+    for r in runs:
+        points.setdefault(row(r), {}).setdefault(value(r), []).append(r["test_ndcg@5"])
+    return points
+
+
 def sweep_points(records, full_records, field):
     """{row label: {sweep value: test NDCG@5 values}}, the full target's runs at their own value."""
     full_value = SWEEPS[field].full_value
-    points = {}
-    for r in sweep_runs(records, full_records):
-        value = r[field] if field in r else full_value(r)
-        points.setdefault(base_label(r), {}).setdefault(value, []).append(r["test_ndcg@5"])
-    return points
+    return ndcg_by(sweep_runs(records, full_records), base_label, lambda r: r[field] if field in r else full_value(r))
 
 
 def row_name(label, field):
@@ -659,14 +663,12 @@ def size_table(rows, target="Beauty"):
 def learning_rate_points(records):
     """{row label: {peak learning rate: test NDCG@5 values}} for the rows run at other peak rates (--learning-rate),
     with their runs at the budget's own rate."""
+    def row(run):
+        return PEAK_LR.sub("", run["label"])
+
     runs = latest(records)
-    swept = {PEAK_LR.sub("", r["label"]) for r in runs if PEAK_LR.search(r["label"])}
-    points = {}
-    for r in runs:
-        label = PEAK_LR.sub("", r["label"])
-        if label in swept:
-            points.setdefault(label, {}).setdefault(r["settings"]["learning_rate"], []).append(r["test_ndcg@5"])
-    return points
+    swept = {row(r) for r in runs if PEAK_LR.search(r["label"])}
+    return ndcg_by([r for r in runs if row(r) in swept], row, lambda r: r["settings"]["learning_rate"])
 
 
 def learning_rate_table(points, target="Beauty"):
