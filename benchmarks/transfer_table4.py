@@ -17,7 +17,8 @@ zero-shot and fine-tuned rows carry its name; the from-scratch and popularity ro
 
 Datasets are converted from ../shared/datasets/raw into --data_dir first (the corpus's categories combined into one
 pre-training dataset with one tokenizer; the target with its own for the from-scratch runs; the fine-tuned runs use
-the checkpoint's, as `pretrained_model` requires). Every run appends one JSON line to --results.
+the checkpoint's, as `pretrained_model` requires). Every run appends one JSON line to --results; a sweep below starts
+from the full target's recorded pre-training of the same settings and seed while its checkpoint exists.
 
 `--target-users F` trains and tests on a seeded sample of a fraction F of the target's users (nested across
 fractions, the target's tokenizer), into transfer_table4[_<target>]_data_size_<budget>.jsonl: the smaller the
@@ -189,13 +190,14 @@ def target_sample(yaml_path, fraction, data_dir):
     return os.path.join(data_path, name, f"{name}.yaml")
 
 
-def run_one(label, model, yaml_path, settings, results, seed, needs_checkpoint=False, fields=None):
-    """One run_recbole in this process; its record (appended, with `fields`), or the existing one (if
-    `needs_checkpoint`, only while its checkpoint file still exists)."""
+def run_one(label, model, yaml_path, settings, results, seed, needs_checkpoint=False, fields=None, recorded_in=()):
+    """One run_recbole in this process; its record (appended, with `fields`), or the existing one in `results` or
+    in the files `recorded_in` (if `needs_checkpoint`, only while its checkpoint file still exists)."""
     from recbole_srt import run_recbole
 
     key = settings_hash({"label": label, "model": model, "dataset": yaml_path, "settings": settings, "seed": seed})
-    done = [record for record in read_records(results) if record["hash"] == key]
+    done = [record for path in dict.fromkeys((*recorded_in, results)) for record in read_records(path)
+            if record["hash"] == key]
     if done and (not needs_checkpoint or os.path.exists(done[-1]["checkpoint"])):
         return done[-1]
     if done:
@@ -248,7 +250,9 @@ def run(args):
             checkpoint = run_one(f"{PRETRAINING} ({corpus_name}){tag}", "SRT", pretrain_yaml,
                                  {**common, **SRT_1K, **variant["settings"],
                                   "epochs": variant.get("pretrain_epochs", budget["pretrain_epochs"])},
-                                 args.results, args.pretrain_seed or seed, needs_checkpoint=True)["checkpoint"]
+                                 args.results, args.pretrain_seed or seed, needs_checkpoint=True,
+                                 # A sweep's pre-training is the full target's: run once for both.
+                                 recorded_in=[full_target_results(args.results)])["checkpoint"]
         # Cheapest first, so that an interrupted session has committed the most rows.
         transfer = {**common, **SRT_1K, "pretrained_model": checkpoint}
         ewc = args.ewc_lambda

@@ -266,3 +266,32 @@ def test_the_history_match_rows_take_that_part_of_the_checkpoint_or_all_but_it(t
     assert settings["pretrained_parameters"] == ["item_encoder", "position_embedding", "trm_encoder", "LayerNorm"]
     with pytest.raises(SystemExit, match="without history match"):
         table4.run(argparse.Namespace(**{**vars(args), "variant": "seven_categories"}))
+
+
+def test_a_sweep_starts_from_the_full_targets_pre_training_instead_of_running_it_again(table4, monkeypatch, tmp_path):
+    trained = []
+
+    def run_recbole(model, config_file_list, config_dict):
+        trained.append((config_file_list[0], config_dict["epochs"]))
+        checkpoint = tmp_path / f"run{len(trained)}.pth"
+        checkpoint.write_bytes(b"weights")
+        return {"test_result": {"ndcg@5": 0.05, "hit@5": 0.08}, "best_valid_result": {"ndcg@5": 0.06},
+                "saved_model_file": str(checkpoint), "compute": {}}
+
+    monkeypatch.setattr("recbole_srt.run_recbole", run_recbole)
+    monkeypatch.setattr(table4, "convert", lambda raw_dir, data_dir, name, folders, text=(): f"{data_dir}/{name}.yaml")
+    monkeypatch.setattr(table4, "tokenizer_of", lambda dataset_yaml: dataset_yaml.replace(".yaml", ".spm.model"))
+    args = argparse.Namespace(budget="cpu", target="toys", variant="history_match_one_category", pretrained=None,
+                              rows=["finetune_full_scratch_epochs"], seeds=[1], pretrain_seed=None,
+                              target_users=None, target_epochs=None, ewc_lambda=100, learning_rate=None,
+                              raw_dir="raw", data_dir="data", results=str(tmp_path / "transfer_table4_toys_cpu.jsonl"))
+    table4.run(args)
+    assert [dataset for dataset, _ in trained] == ["data/pretrain_games_toys_text.yaml", "data/Amazon_Toys.yaml"]
+    budget = str(tmp_path / "transfer_table4_toys_budget_cpu.jsonl")
+    table4.run(argparse.Namespace(**{**vars(args), "target_epochs": 50, "results": budget}))
+    assert trained[2:] == [("data/Amazon_Toys.yaml", 50)]  # the fine-tuning only, from the recorded pre-training
+    [finetuned] = table4.read_records(budget)
+    assert finetuned["settings"]["pretrained_model"] == str(tmp_path / "run1.pth")
+    (tmp_path / "run1.pth").unlink()  # a fresh checkout: the record stays, its checkpoint is gone
+    table4.run(argparse.Namespace(**{**vars(args), "target_epochs": 5, "results": budget}))
+    assert [dataset for dataset, _ in trained[3:]] == ["data/pretrain_games_toys_text.yaml", "data/Amazon_Toys.yaml"]
