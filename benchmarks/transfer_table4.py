@@ -511,8 +511,8 @@ def sweep_table(records, full_records, field, target="Beauty"):
     runs = sweep_runs(records, full_records)
     machines = sorted({json.dumps({k: v for k, v in r["machine"].items() if k != "date"}) for r in runs})
     dates = sorted(r["machine"]["date"] for r in runs)
-    full = "100%" if field == "target_users" else "The longest budget"
-    return (f"{markdown_table(header, rows)}\n\n{full}: the full target's runs of the same rows (the results file "
+    full = "100%" if field == "target_users" else "The column of the full target's own number of epochs"
+    return (f"{markdown_table(header, rows)}\n\n{full} holds the full target's runs of the same rows (the results file "
             f"without `{SWEEPS[field].suffix}`). Machines: {'; '.join(machines)}; runs from {dates[0]} to {dates[-1]}\n")
 
 
