@@ -1,4 +1,5 @@
-"""The positive's rank among its sampled negatives, in the form RecBole's top-k metrics read (`rec.topk`)."""
+"""The positive's rank among its sampled negatives, in the form RecBole's top-k metrics read (`rec.topk`), and
+those metrics per user from the ranks."""
 
 import torch
 
