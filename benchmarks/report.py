@@ -39,10 +39,9 @@ import tokenizer_coverage  # noqa: E402
 import train_cost  # noqa: E402
 import transfer_by_popularity  # noqa: E402
 import transfer_interpolation  # noqa: E402
-import transfer_table4  # noqa: E402
+import transfer_table4_pages  # noqa: E402
 
 from recbole_srt.scaling import report as scaling_report  # noqa: E402
-from recbole_srt.scaling.records import read_records  # noqa: E402
 
 # Results file name prefix -> the benchmark whose table renders its JSON.
 JSON_TABLES = {
@@ -100,7 +99,7 @@ def jsonl_pages():
         yield stem, page(stem, files, quality.table(records)), []
     for name in sorted(n for n in os.listdir(RESULTS) if n.startswith("transfer_table4_") and n.endswith(".jsonl")):
         stem = os.path.splitext(name)[0]
-        body = transfer_table4.page_body(os.path.join(RESULTS, name))
+        body = transfer_table4_pages.page_body(os.path.join(RESULTS, name))
         # Its figure, and a sweep's second one (`<stem>_corpus.png`: the budget sweep by pre-training corpus).
         figures = sorted(f for f in os.listdir(RESULTS) if f in (f"{stem}.png", f"{stem}_corpus.png"))
         yield stem, page(stem, [name], body, figures), figures

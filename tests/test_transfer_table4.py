@@ -16,10 +16,29 @@ FINETUNED = "SRT-1K fine-tuned (full, 20 epochs) [history_match]"
 
 @pytest.fixture
 def table4(monkeypatch):
+    """The runner (`benchmarks/transfer_table4.py`)."""
     monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
     import transfer_table4
 
     return transfer_table4
+
+
+@pytest.fixture
+def pages(monkeypatch):
+    """Its tables and figures (`benchmarks/transfer_table4_pages.py`)."""
+    monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+    import transfer_table4_pages
+
+    return transfer_table4_pages
+
+
+@pytest.fixture
+def design(monkeypatch):
+    """What it compares (`benchmarks/transfer_table4_design.py`)."""
+    monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+    import transfer_table4_design
+
+    return transfer_table4_design
 
 
 def record(label, seed, ndcg, epochs, **fields):
@@ -33,11 +52,11 @@ def full_target_runs():
             record("SRT-1K zero-shot [history_match]", 1, 0.02, 0)]
 
 
-def test_an_epoch_budget_table_has_a_column_per_budget_and_the_ratio_at_each(table4):
+def test_an_epoch_budget_table_has_a_column_per_budget_and_the_ratio_at_each(pages):
     budget = [record(f"{SCRATCH}, 5-epoch budget", 1, 0.030, 5, target_epochs=5),
               record(f"{FINETUNED}, 5-epoch budget", 1, 0.045, 5, target_epochs=5)]
-    assert table4.sweep_of(budget) == "target_epochs"
-    text = table4.sweep_table(budget, full_target_runs(), "target_epochs")
+    assert pages.sweep_of(budget) == "target_epochs"
+    text = pages.sweep_table(budget, full_target_runs(), "target_epochs")
     lines = text.splitlines()
     assert lines[0] == "| Beauty, sampled10000 test NDCG@5 (seeds) | 5 epochs | 20 epochs |"
     assert "| SRT-1K from scratch [history_match] | 0.0300 (1) | 0.0510 ± 0.0010 (2) |" in lines
@@ -47,34 +66,34 @@ def test_an_epoch_budget_table_has_a_column_per_budget_and_the_ratio_at_each(tab
     assert "zero-shot" not in text
 
 
-def test_a_budget_tables_fine_tuned_row_at_another_learning_rate_is_against_from_scratch_at_that_rate(table4):
+def test_a_budget_tables_fine_tuned_row_at_another_learning_rate_is_against_from_scratch_at_that_rate(pages):
     low = ", peak lr 0.0005"
     budget = [record(f"{SCRATCH}, 50-epoch budget", 1, 0.060, 50, target_epochs=50),
               record(f"{FINETUNED}, 50-epoch budget", 1, 0.060, 50, target_epochs=50),
               record(f"{SCRATCH}{low}, 50-epoch budget", 1, 0.050, 50, target_epochs=50),
               record(f"{FINETUNED}{low}, 50-epoch budget", 1, 0.055, 50, target_epochs=50)]
     full = full_target_runs() + [record(f"{SCRATCH}{low}", 1, 0.040, 20), record(f"{FINETUNED}{low}", 1, 0.048, 20)]
-    assert table4.scratch_of(f"{FINETUNED}{low}", [SCRATCH, f"{SCRATCH}{low}"]) == f"{SCRATCH}{low}"
-    assert table4.scratch_of(FINETUNED, [f"{SCRATCH}{low}", SCRATCH]) == SCRATCH
-    assert table4.scratch_of(f"{FINETUNED}, peak lr 0.004", [SCRATCH, f"{SCRATCH}{low}"]) is None
-    lines = table4.sweep_table(budget, full, "target_epochs").splitlines()
+    assert pages.scratch_of(f"{FINETUNED}{low}", [SCRATCH, f"{SCRATCH}{low}"]) == f"{SCRATCH}{low}"
+    assert pages.scratch_of(FINETUNED, [f"{SCRATCH}{low}", SCRATCH]) == SCRATCH
+    assert pages.scratch_of(f"{FINETUNED}, peak lr 0.004", [SCRATCH, f"{SCRATCH}{low}"]) is None
+    lines = pages.sweep_table(budget, full, "target_epochs").splitlines()
     assert lines[0] == "| Beauty, sampled10000 test NDCG@5 (seeds) | 20 epochs | 50 epochs |"
     assert f"| SRT-1K fine-tuned (full) [history_match]{low} | 0.0480 (1) | 0.0550 (1) |" in lines
     assert f"| SRT-1K fine-tuned (full) [history_match]{low} ÷ from scratch | 1.20x | 1.10x |" in lines
     assert "| SRT-1K fine-tuned (full) [history_match] ÷ from scratch | 1.00x | 1.00x |" in lines
 
 
-def test_a_data_size_table_keeps_its_columns_by_fraction(table4):
+def test_a_data_size_table_keeps_its_columns_by_fraction(pages):
     sample = [record(f"{SCRATCH}, 10% of users", 1, 0.025, 20, target_users=0.1),
               record(f"{FINETUNED}, 10% of users", 1, 0.030, 20, target_users=0.1)]
-    text = table4.sweep_table(sample, full_target_runs(), table4.sweep_of(sample))
+    text = pages.sweep_table(sample, full_target_runs(), pages.sweep_of(sample))
     assert text.splitlines()[0] == "| Beauty, sampled10000 test NDCG@5 (seeds) | 10% of users | 100% of users |"
     assert f"| {FINETUNED} ÷ from scratch | 1.20x | 1.00x |" in text
 
 
-def test_a_sweeps_results_file_finds_the_full_targets(table4):
-    assert table4.full_target_results("r/transfer_table4_toys_budget_cpu.jsonl") == "r/transfer_table4_toys_cpu.jsonl"
-    assert table4.full_target_results("r/transfer_table4_data_size_cpu.jsonl") == "r/transfer_table4_cpu.jsonl"
+def test_a_sweeps_results_file_finds_the_full_targets(design):
+    assert design.full_target_results("r/transfer_table4_toys_budget_cpu.jsonl") == "r/transfer_table4_toys_cpu.jsonl"
+    assert design.full_target_results("r/transfer_table4_data_size_cpu.jsonl") == "r/transfer_table4_cpu.jsonl"
 
 
 def pretraining(variant, corpus, positions, epochs=2):
@@ -82,7 +101,7 @@ def pretraining(variant, corpus, positions, epochs=2):
             "settings": {"epochs": epochs}, "compute": {"seen_interactions": positions * epochs}, "machine": MACHINE}
 
 
-def test_the_budget_sweep_puts_fine_tuned_runs_by_their_pre_training_corpus(table4):
+def test_the_budget_sweep_puts_fine_tuned_runs_by_their_pre_training_corpus(pages):
     one = "SRT-1K fine-tuned (full, 20 epochs) [history_match_one_category]"
     budget = [record(f"{SCRATCH}, 5-epoch budget", 1, 0.040, 5, target_epochs=5),
               record(f"{FINETUNED}, 5-epoch budget", 1, 0.050, 5, target_epochs=5),
@@ -90,34 +109,34 @@ def test_the_budget_sweep_puts_fine_tuned_runs_by_their_pre_training_corpus(tabl
               record(f"{one}, 5-epoch budget", 2, 0.044, 5, target_epochs=5),
               pretraining("history_match_one_category", "Games", 300_000)]
     full = full_target_runs() + [pretraining("history_match", "7 categories", 900_000)]
-    points = table4.corpus_points(budget, full)
+    points = pages.corpus_points(budget, full)
     # At 20 epochs only one corpus ran: no corpus comparison there.
     assert list(points) == [5]
     assert points[5] == [("from scratch", 0, [0.040]), ("Games", 300_000, [0.042, 0.044]),
                          ("7 categories", 900_000, [0.050])]
-    lines = table4.corpus_table(points).splitlines()
+    lines = pages.corpus_table(points).splitlines()
     assert "| 5 epochs | Games | 300,000 | 0.0430 ± 0.0010 (2) | 1.07x |" in lines
     assert "| 5 epochs | 7 categories | 900,000 | 0.0500 (1) | 1.25x |" in lines
 
 
-def test_a_fine_tuned_run_whose_pre_training_is_not_recorded_is_an_error(table4):
+def test_a_fine_tuned_run_whose_pre_training_is_not_recorded_is_an_error(pages):
     budget = [record(f"{SCRATCH}, 5-epoch budget", 1, 0.040, 5, target_epochs=5),
               record("SRT-1K fine-tuned (full, 20 epochs) [history_match_three_categories], 5-epoch budget", 1,
                      0.045, 5, target_epochs=5)]
     with pytest.raises(SystemExit, match=r"5-epoch budget: no pre-training run of \[history_match_three_categories\]"):
-        table4.corpus_points(budget, full_target_runs())
+        pages.corpus_points(budget, full_target_runs())
 
 
-def test_a_fine_tuned_row_is_against_from_scratch_at_its_own_model_size(table4):
+def test_a_fine_tuned_row_is_against_from_scratch_at_its_own_model_size(pages):
     hm, one, big = "history_match", "history_match_one_category", "history_match_one_category_hidden_128"
     labels = [f"SRT-1K from scratch [{hm}]", f"SRT-1K from scratch [{big}]", "SRT-1K from scratch"]
-    assert table4.scratch_of(f"SRT-1K fine-tuned (full, 20 epochs) [{big}]", labels) == labels[1]
+    assert pages.scratch_of(f"SRT-1K fine-tuned (full, 20 epochs) [{big}]", labels) == labels[1]
     # No from-scratch row of its own: the one with the same settings on the target (history match, hidden 64).
-    assert table4.scratch_of(f"SRT-1K fine-tuned (full, 20 epochs) [{one}]", labels) == labels[0]
-    assert table4.scratch_of("SRT-1K fine-tuned (full) [seven_categories]", labels) is None
+    assert pages.scratch_of(f"SRT-1K fine-tuned (full, 20 epochs) [{one}]", labels) == labels[0]
+    assert pages.scratch_of("SRT-1K fine-tuned (full) [seven_categories]", labels) is None
 
 
-def test_the_budget_sweep_puts_the_games_pre_trainings_by_model_size(table4):
+def test_the_budget_sweep_puts_the_games_pre_trainings_by_model_size(pages):
     three, big = "history_match_one_category_3_epochs", "history_match_one_category_hidden_128"
 
     def pre_training(variant, hidden, epochs, tflops, minutes):
@@ -132,21 +151,21 @@ def test_the_budget_sweep_puts_the_games_pre_trainings_by_model_size(table4):
               record(f"SRT-1K fine-tuned (full, 20 epochs) [{three}], 5-epoch budget", 1, 0.044, 5, target_epochs=5),
               record(f"SRT-1K fine-tuned (full, 20 epochs) [{big}], 5-epoch budget", 1, 0.054, 5, target_epochs=5),
               pre_training(three, 64, 3, 14.1, 11.0), pre_training(big, 128, 1, 14.5, 10.0)]
-    rows = table4.size_rows(budget, full_target_runs())
+    rows = pages.size_rows(budget, full_target_runs())
     assert [(b, c, v, f, s) for b, c, v, _, f, s in rows] == [(5, "Games", three, [0.044], [0.040]),
                                                               (5, "Games", big, [0.054], [0.045])]
-    lines = table4.size_table(rows).splitlines()
+    lines = pages.size_table(rows).splitlines()
     assert f"| 5 epochs | Games | `{three}` | 64 | 108,540 | 3 | 14.1 | 11.0 | 0.0440 (1) | 0.0400 (1) | 1.10x |" in lines
     assert f"| 5 epochs | Games | `{big}` | 128 | 420,000 | 1 | 14.5 | 10.0 | 0.0540 (1) | 0.0450 (1) | 1.20x |" in lines
     # One size alone at a budget is no comparison.
-    assert table4.size_rows(budget[:3] + budget[4:5], full_target_runs()) == []
+    assert pages.size_rows(budget[:3] + budget[4:5], full_target_runs()) == []
     # A later pre-training of the same variant in the full target's file (a re-run on another machine) does not
     # replace the minutes measured beside the other sizes.
-    rerun = table4.size_rows(budget, full_target_runs() + [pre_training(three, 64, 3, 14.1, 30.0)])
+    rerun = pages.size_rows(budget, full_target_runs() + [pre_training(three, 64, 3, 14.1, 30.0)])
     assert [pretraining["wall_s"] for _, _, _, pretraining, _, _ in rerun] == [11.0 * 60, 10.0 * 60]
 
 
-def test_the_seven_category_pre_trainings_are_compared_by_size_within_their_corpus(table4):
+def test_the_seven_category_pre_trainings_are_compared_by_size_within_their_corpus(pages):
     seven, one = "history_match_hidden_128", "history_match_one_category"
 
     def pre_training(variant, corpus, hidden, epochs):
@@ -163,10 +182,10 @@ def test_the_seven_category_pre_trainings_are_compared_by_size_within_their_corp
     budget = [record(f"{label}, 5-epoch budget", 1, 0.040, 5, target_epochs=5)
               for label in (SCRATCH, FINETUNED, big_scratch, tuned[one])]
     # Hidden 64 on two corpora is no size comparison.
-    assert table4.size_rows(budget, full) == []
+    assert pages.size_rows(budget, full) == []
     full += [record(tuned[seven], 1, 0.063, 20), pre_training(seven, "7 categories", 128, 1)]
     budget += [record(f"{tuned[seven]}, 5-epoch budget", 1, 0.050, 5, target_epochs=5)]
-    rows = table4.size_rows(budget, full)
+    rows = pages.size_rows(budget, full)
     assert [(b, c, v, f, s) for b, c, v, _, f, s in rows] == [
         (5, "7 categories", "history_match", [0.040], [0.040]), (5, "7 categories", seven, [0.050], [0.040]),
         (20, "7 categories", "history_match", [0.051, 0.051], [0.050, 0.052]),
@@ -193,14 +212,14 @@ def test_the_learning_rate_flag_sets_every_target_row_and_names_it(table4, monke
         table4.run(argparse.Namespace(**{**vars(args), "rows": ["zero_shot", "finetune_full_scratch_epochs"]}))
 
 
-def test_the_table4_page_puts_the_rows_run_at_other_learning_rates_side_by_side(table4, tmp_path):
+def test_the_table4_page_puts_the_rows_run_at_other_learning_rates_side_by_side(pages, tmp_path):
     def at(label, seed, ndcg, lr):
         return {**record(label, seed, ndcg, 20), "settings": {"epochs": 20, "learning_rate": lr}, "test_hit@5": 0.1}
 
     def page(runs):
         path = tmp_path / "transfer_table4_cpu.jsonl"
         path.write_text("".join(json.dumps({"hash": str(i), **r}) + "\n" for i, r in enumerate(runs)))
-        return table4.page_body(str(path))
+        return pages.page_body(str(path))
 
     at_budget_rate = [at(SCRATCH, 1, 0.058, 0.002), at(FINETUNED, 1, 0.058, 0.002),
                       at("SRT-1K zero-shot [history_match]", 1, 0.02, 0.002)]
@@ -242,7 +261,7 @@ def test_the_pre_training_tokenizer_control_converts_the_corpus_but_does_not_pre
     assert "pretrained_model" not in settings
 
 
-def test_the_history_match_rows_take_that_part_of_the_checkpoint_or_all_but_it(table4, monkeypatch):
+def test_the_history_match_rows_take_that_part_of_the_checkpoint_or_all_but_it(table4, pages, monkeypatch):
     runs = []
     monkeypatch.setattr(table4, "convert", lambda raw_dir, data_dir, name, folders, text=(): f"{data_dir}/{name}.yaml")
     monkeypatch.setattr(table4, "run_one", lambda label, model, yaml_path, settings, results, seed, **kw:
@@ -257,8 +276,8 @@ def test_the_history_match_rows_take_that_part_of_the_checkpoint_or_all_but_it(t
                      "peak lr 0.00025")
     assert settings["pretrained_model"] == "release.pth" and settings["learning_rate"] == 0.00025
     assert settings["pretrained_parameters"] == ["lexical_match", "repeat_match"]
-    assert table4.scratch_of(label, [label, f"{SCRATCH}, peak lr 0.00025", SCRATCH]) == f"{SCRATCH}, peak lr 0.00025"
-    assert [r["label"] for r in table4.latest([record(label, 1, 0.045, 20)])] == [label]  # a run on the target
+    assert pages.scratch_of(label, [label, f"{SCRATCH}, peak lr 0.00025", SCRATCH]) == f"{SCRATCH}, peak lr 0.00025"
+    assert [r["label"] for r in pages.latest([record(label, 1, 0.045, 20)])] == [label]  # a run on the target
     runs.clear()
     table4.run(argparse.Namespace(**{**vars(args), "rows": ["finetune_without_history_match_weights"]}))
     [(label, settings)] = runs
