@@ -235,6 +235,26 @@ def test_the_table4_page_puts_the_rows_run_at_other_learning_rates_side_by_side(
     assert "zero-shot" not in part  # run at the budget's rate only
 
 
+def test_the_figures_are_drawn_beside_their_results_file_a_sweeps_with_the_full_targets_runs(pages, tmp_path,
+                                                                                                 monkeypatch):
+    def write(name, runs):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps({"hash": str(i), "test_hit@5": 0.1, **r}) + "\n" for i, r in enumerate(runs)))
+        return str(path)
+
+    full = write("transfer_table4_cpu.jsonl", full_target_runs())
+    budget = write("transfer_table4_budget_cpu.jsonl", [record(f"{SCRATCH}, 5-epoch budget", 1, 0.03, 5, target_epochs=5)])
+    pages.draw_figures(full)
+    assert [p.name for p in tmp_path.glob("*.png")] == ["transfer_table4_cpu.png"]
+    drawn = []
+    monkeypatch.setattr(pages, "sweep_figure", lambda records, full_records, field, path, target:
+                        drawn.append((len(records), len(full_records), field, os.path.basename(path), target)))
+    monkeypatch.setattr(pages, "corpus_figure", lambda *args: drawn.append("by corpus"))
+    pages.draw_figures(budget)
+    # No corpus-size variant ran, so no second figure by pre-training corpus.
+    assert drawn == [(1, 5, "target_epochs", "transfer_table4_budget_cpu.png", "Beauty")]
+
+
 def test_the_pre_training_tokenizer_control_converts_the_corpus_but_does_not_pre_train(table4, monkeypatch):
     converted, runs = [], []
 
