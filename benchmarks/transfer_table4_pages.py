@@ -31,6 +31,13 @@ def summary(records):
     return rows
 
 
+def provenance(runs):
+    """The machines the runs ran on (date left out) and the span of their dates: a table's footer."""
+    machines = sorted({json.dumps({k: v for k, v in r["machine"].items() if k != "date"}) for r in runs})
+    dates = sorted(r["machine"]["date"] for r in runs)
+    return f"Machines: {'; '.join(machines)}; runs from {dates[0]} to {dates[-1]}"
+
+
 def table(records, target="Beauty"):
     rows = []
     for label, seeds, ndcg, hit in summary(latest(records)):
@@ -38,10 +45,7 @@ def table(records, target="Beauty"):
         spread = (lambda v: f"{v.mean():.4f}") if seeds == 1 else (lambda v: f"{v.mean():.4f} ± {v.std():.4f}")
         rows.append([label, seeds, spread(ndcg), spread(hit), f"{paper[0]:.4f} / {paper[1]:.4f}" if paper else "-"])
     text = markdown_table([f"{target}, sampled10000 test", "seeds", "NDCG@5", "HIT@5", "paper NDCG@5 / HIT@5"], rows)
-    runs = latest(records)
-    machines = sorted({json.dumps({k: v for k, v in r["machine"].items() if k != "date"}) for r in runs})
-    dates = sorted(r["machine"]["date"] for r in runs)
-    return f"{text}\n\nMachines: {'; '.join(machines)}; runs from {dates[0]} to {dates[-1]}\n"
+    return f"{text}\n\n{provenance(latest(records))}\n"
 
 
 def figure(records, path, target="Beauty"):
@@ -149,12 +153,9 @@ def sweep_table(records, full_records, field, target="Beauty"):
                 f"{np.mean(points[label][v]) / np.mean(points[scratch][v]):.2f}x"
                 if v in points[label] and v in points[scratch] else "-" for v in values])
     header = [f"{target}, sampled10000 test NDCG@5 (seeds)"] + [SWEEPS[field].column(v) for v in values]
-    runs = sweep_runs(records, full_records)
-    machines = sorted({json.dumps({k: v for k, v in r["machine"].items() if k != "date"}) for r in runs})
-    dates = sorted(r["machine"]["date"] for r in runs)
     full = "100%" if field == "target_users" else "The column of the full target's own number of epochs"
     return (f"{markdown_table(header, rows)}\n\n{full} holds the full target's runs of the same rows (the results file "
-            f"without `{SWEEPS[field].suffix}`). Machines: {'; '.join(machines)}; runs from {dates[0]} to {dates[-1]}\n")
+            f"without `{SWEEPS[field].suffix}`). {provenance(sweep_runs(records, full_records))}\n")
 
 
 def sweep_figure(records, full_records, field, path, target="Beauty"):
