@@ -46,8 +46,9 @@ def topk_hits(ranks, max_k):
 
 def rank_metrics(ranks, topk, metrics, suffix=""):
     """{name@K<suffix>: per-user values} from 0-based ranks of one positive per user, as RecBole defines them."""
-    formulas = {"ndcg": lambda hit, k: hit / torch.log2(ranks.double() + 2), "hit": lambda hit, k: hit,
-                "mrr": lambda hit, k: hit / (ranks.double() + 1), "recall": lambda hit, k: hit,
+    ranks = ranks.double()
+    formulas = {"ndcg": lambda hit, k: hit / torch.log2(ranks + 2), "hit": lambda hit, k: hit,
+                "mrr": lambda hit, k: hit / (ranks + 1), "recall": lambda hit, k: hit,
                 "precision": lambda hit, k: hit / k}
     hits = {k: (ranks < k).double() for k in topk}
     return {f"{metric}@{k}{suffix}": formulas[metric](hits[k], k) for metric in metrics for k in topk}
