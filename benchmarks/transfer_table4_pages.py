@@ -180,9 +180,11 @@ def sweep_figure(records, full_records, field, path, target="Beauty"):
     fig.savefig(path, dpi=110)
 
 
-# The corpus-size sweep: one pre-training on 1, 3 and 7 categories, each fine-tuned under the same budgets.
+# The corpus-size sweep: one pre-training on 1, 3 and 7 categories, each fine-tuned under the same budgets (on Toys,
+# which the seven hold, 1 and 3). Their settings on the target are one, so any of their from-scratch rows is its
+# from-scratch point.
 CORPUS_SWEEP = ("history_match_one_category", "history_match_three_categories", "history_match")
-CORPUS_SCRATCH = "SRT-1K from scratch [history_match]"
+CORPUS_SCRATCH = {f"SRT-1K from scratch [{variant}]" for variant in CORPUS_SWEEP}
 
 
 def pretraining_run(variant, records):
@@ -203,7 +205,7 @@ def corpus_points(records, full_records):
     points = {}
     for r in sweep_runs(records, full_records):
         budget = r.get("target_epochs", r["settings"]["epochs"])
-        if base_label(r) == CORPUS_SCRATCH:
+        if base_label(r) in CORPUS_SCRATCH:
             points.setdefault(budget, {}).setdefault(("from scratch", 0), []).append(r["test_ndcg@5"])
         for variant in CORPUS_SWEEP:
             if base_label(r).startswith("SRT-1K fine-tuned (full, ") and base_label(r).endswith(f"[{variant}]"):
@@ -348,9 +350,12 @@ def page_body(results_path):
     body = sweep_table(records, full_records, field, target)
     points = corpus_points(records, full_records) if field == "target_epochs" else {}
     if points:
+        corpora = {corpus for budget_points in points.values() for corpus, _, _ in budget_points}
+        swept = [v for v in CORPUS_SWEEP if CORPORA[VARIANTS[v]["corpus"]][0] in corpora]
+        counts = [str(len(CORPORA[VARIANTS[v]["corpus"]][1])) for v in swept]
         body += (f"\n### By pre-training corpus\n\nThe fine-tuned rows above by the corpus they were pre-trained on "
-                 f"({', '.join(f'`{v}`' for v in CORPUS_SWEEP)}: the same settings and 2 pre-training epochs on 1, 3 "
-                 f"and 7 categories).\n\n{corpus_table(points, target)}\n")
+                 f"({', '.join(f'`{v}`' for v in swept)}: the same settings and 2 pre-training epochs on "
+                 f"{', '.join(counts[:-1])} and {counts[-1]} categories).\n\n{corpus_table(points, target)}\n")
     sizes = size_rows(records, full_records) if field == "target_epochs" else []
     if sizes:
         body += (f"\n### By model size and pre-training compute\n\nThe fine-tuned rows pre-trained at two sizes on "

@@ -119,6 +119,26 @@ def test_the_budget_sweep_puts_fine_tuned_runs_by_their_pre_training_corpus(page
     assert "| 5 epochs | 7 categories | 900,000 | 0.0500 (1) | 1.25x |" in lines
 
 
+def test_on_toys_the_corpus_sweep_is_against_its_own_from_scratch_row_and_names_only_its_corpora(pages, tmp_path):
+    scratch = "SRT-1K from scratch [history_match_one_category]"
+    one = "SRT-1K fine-tuned (full, 20 epochs) [history_match_one_category]"
+    three = "SRT-1K fine-tuned (full, 20 epochs) [history_match_three_categories]"
+    budget = [record(f"{scratch}, 5-epoch budget", 1, 0.040, 5, target_epochs=5),
+              record(f"{one}, 5-epoch budget", 1, 0.044, 5, target_epochs=5),
+              record(f"{three}, 5-epoch budget", 1, 0.046, 5, target_epochs=5),
+              pretraining("history_match_one_category", "Games", 300_000),
+              pretraining("history_match_three_categories", "3 categories", 600_000)]
+    points = pages.corpus_points(budget, [])
+    assert points[5][0] == ("from scratch", 0, [0.040])
+    for name, runs in (("transfer_table4_toys_budget_cpu.jsonl", budget), ("transfer_table4_toys_cpu.jsonl", [])):
+        with open(tmp_path / name, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in runs)
+    page = pages.page_body(str(tmp_path / "transfer_table4_toys_budget_cpu.jsonl"))
+    assert ("(`history_match_one_category`, `history_match_three_categories`: the same settings and 2 pre-training "
+            "epochs on 1 and 3 categories)") in page
+    assert "| 5 epochs | 3 categories | 600,000 | 0.0460 (1) | 1.15x |" in page
+
+
 def test_a_fine_tuned_run_whose_pre_training_is_not_recorded_is_an_error(pages):
     budget = [record(f"{SCRATCH}, 5-epoch budget", 1, 0.040, 5, target_epochs=5),
               record("SRT-1K fine-tuned (full, 20 epochs) [history_match_three_categories], 5-epoch budget", 1,
