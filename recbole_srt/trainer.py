@@ -157,6 +157,14 @@ class SRTTrainerMixin(EvaluationMixin):
         self.optimizer.register_step_post_hook(lambda *_: self.lr_scheduler.step())
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        """RecBole's fit (progressive in stages where set), then the TensorBoard writer closed: RecBole leaves it
+        open, one writer thread per run, flushing to a path relative to the directory the run started in."""
+        try:
+            return self._fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        finally:
+            self.tensorboard.close()
+
+    def _fit(self, train_data, valid_data, verbose, saved, show_progress, callback_fn):
         self.set_train_item_counts(train_data)
         self._train_data = train_data
         if distributed.is_distributed(self.config):

@@ -1,3 +1,6 @@
+import os
+import threading
+
 import pytest
 import torch
 
@@ -46,6 +49,22 @@ def test_trainer_steps_the_schedule_and_clips(fast_config):
     assert trainer.lr_scheduler.last_epoch == steps
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
     assert not torch.is_anomaly_enabled()
+
+
+def test_fit_closes_its_tensorboard_writer_with_its_events_written(fast_config):
+    def writer_threads():
+        return {thread for thread in threading.enumerate() if type(thread).__name__ == "_AsyncWriterThread"}
+
+    before = writer_threads()
+    config, model, (train, _, _) = build("SRT", "ml40", fast_config, epochs=1, eval_step=0)
+    trainer = SRTTrainer(config, model)
+    log_dir = trainer.tensorboard.log_dir
+    assert writer_threads() - before
+    trainer.fit(train, saved=False)
+    # RecBole leaves it open: a writer thread per run, flushing later to a path relative to the run's directory.
+    assert trainer.tensorboard.all_writers is None and not writer_threads() - before
+    events = [name for name in os.listdir(log_dir) if name.startswith("events.out.tfevents")]
+    assert events and os.path.getsize(os.path.join(log_dir, events[0])) > 0
 
 
 def test_resume_restores_the_schedule(fast_config, tmp_path):
