@@ -119,6 +119,12 @@ def test_the_budget_sweep_puts_fine_tuned_runs_by_their_pre_training_corpus(page
     assert "| 5 epochs | 7 categories | 900,000 | 0.0500 (1) | 1.25x |" in lines
 
 
+def test_the_corpus_sweep_variants_share_their_target_settings_so_any_from_scratch_row_is_theirs(pages, design):
+    # The corpus-size table pools their from-scratch rows (CORPUS_SCRATCH): that holds only while they train alike.
+    settings = [design.VARIANTS[variant]["target_settings"] for variant in pages.CORPUS_SWEEP]
+    assert all(s == settings[0] for s in settings)
+
+
 def test_on_toys_the_corpus_sweep_is_against_its_own_from_scratch_row_and_names_only_its_corpora(pages, tmp_path):
     scratch = "SRT-1K from scratch [history_match_one_category]"
     one = "SRT-1K fine-tuned (full, 20 epochs) [history_match_one_category]"
