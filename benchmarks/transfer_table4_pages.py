@@ -81,11 +81,40 @@ def sweep_runs(records, full_records):
 
 
 def ndcg_by(runs, row, value):
-    """{row(run): {value(run): test NDCG@5 values}}."""
+    """{row(run): {value(run): [(seed, test NDCG@5)]}}."""
     points = {}
     for r in runs:
-        points.setdefault(row(r), {}).setdefault(value(r), []).append(r["test_ndcg@5"])
+        points.setdefault(row(r), {}).setdefault(value(r), []).append((r["seed"], r["test_ndcg@5"]))
     return points
+
+
+def ndcgs(scores):
+    """The test NDCG@5 values of [(seed, test NDCG@5)]."""
+    import numpy as np
+
+    return np.array([ndcg for _, ndcg in scores])
+
+
+def ratio(finetuned, scratch):
+    """Fine-tuned ÷ from scratch over the seeds both ran, as a cell: a seed draws the test candidates too, so a seed
+    one row ran and the other did not would move the ratio by that seed's spread. Names the seeds when that leaves
+    out some of either row's; "-" when they share none."""
+    import numpy as np
+
+    def by_seed(scores):
+        seeds = {}
+        for seed, ndcg in scores:
+            seeds.setdefault(seed, []).append(ndcg)
+        return {seed: np.mean(values) for seed, values in seeds.items()}
+
+    tuned, base = by_seed(finetuned), by_seed(scratch)
+    common = sorted(tuned.keys() & base.keys())
+    if not common:
+        return "-"
+    cell = f"{np.mean([tuned[s] for s in common]) / np.mean([base[s] for s in common]):.2f}x"
+    if len(common) < max(len(tuned), len(base)):
+        cell += f" (seed{'s' if len(common) > 1 else ''} {', '.join(map(str, common))})"
+    return cell
 
 
 def sweep_points(records, full_records, field):
@@ -129,18 +158,17 @@ def scratch_of(label, labels):
     return next((other for other in candidates if variant(other) == own), candidates[0] if candidates else None)
 
 
-def seeds_cell(values):
-    """Mean ± std over seeds (how many), or "-" for none."""
-    import numpy as np
+PAIRED = "Each ÷ from scratch on this page is over the seeds both rows ran (named where that leaves some out)."
 
-    v = np.array(values)
+
+def seeds_cell(scores):
+    """Mean ± std over seeds (how many), or "-" for none."""
+    v = ndcgs(scores)
     return (f"{v.mean():.4f}" + (f" ± {v.std():.4f}" if len(v) > 1 else "") + f" ({len(v)})") if len(v) else "-"
 
 
 def sweep_table(records, full_records, field, target="Beauty"):
     """Each row's test NDCG@5 per value of the sweep; each fine-tuned row against from scratch."""
-    import numpy as np
-
     points = sweep_points(records, full_records, field)
     values = sorted({v for by_value in points.values() for v in by_value})
 
@@ -150,12 +178,12 @@ def sweep_table(records, full_records, field, target="Beauty"):
         scratch = scratch_of(label, points)
         if "fine-tuned" in label and scratch:
             rows.append([f"{row_name(label, field)} ÷ from scratch"] + [
-                f"{np.mean(points[label][v]) / np.mean(points[scratch][v]):.2f}x"
-                if v in points[label] and v in points[scratch] else "-" for v in values])
+                ratio(points[label][v], points[scratch][v]) if v in points[label] and v in points[scratch] else "-"
+                for v in values])
     header = [f"{target}, sampled10000 test NDCG@5 (seeds)"] + [SWEEPS[field].column(v) for v in values]
     full = "100%" if field == "target_users" else "The column of the full target's own number of epochs"
     return (f"{markdown_table(header, rows)}\n\n{full} holds the full target's runs of the same rows (the results file "
-            f"without `{SWEEPS[field].suffix}`). {provenance(sweep_runs(records, full_records))}\n")
+            f"without `{SWEEPS[field].suffix}`). {PAIRED} {provenance(sweep_runs(records, full_records))}\n")
 
 
 def sweep_figure(records, full_records, field, path, target="Beauty"):
@@ -163,12 +191,11 @@ def sweep_figure(records, full_records, field, path, target="Beauty"):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, ax = plt.subplots(figsize=(11, 4.5))
     for label, by_value in sweep_points(records, full_records, field).items():
         values = sorted(by_value)
-        ax.errorbar(values, [np.mean(by_value[v]) for v in values], yerr=[np.std(by_value[v]) for v in values],
+        ax.errorbar(values, [ndcgs(by_value[v]).mean() for v in values], yerr=[ndcgs(by_value[v]).std() for v in values],
                     marker="o", capsize=3, label=row_name(label, field))
     if field == "target_users":
         ax.set_xscale("log")
@@ -200,13 +227,13 @@ def pretraining_positions(variant, records):
 
 
 def corpus_points(records, full_records):
-    """{budget in epochs: [(corpus, training positions per pre-training epoch, test NDCG@5 values)]}, from scratch
+    """{budget in epochs: [(corpus, training positions per pre-training epoch, [(seed, test NDCG@5)])]}, from scratch
     at 0 positions; the budgets at which more than from scratch ran."""
     points = {}
     for r in sweep_runs(records, full_records):
         budget = r.get("target_epochs", r["settings"]["epochs"])
         if base_label(r) in CORPUS_SCRATCH:
-            points.setdefault(budget, {}).setdefault(("from scratch", 0), []).append(r["test_ndcg@5"])
+            points.setdefault(budget, {}).setdefault(("from scratch", 0), []).append((r["seed"], r["test_ndcg@5"]))
         for variant in CORPUS_SWEEP:
             if base_label(r).startswith("SRT-1K fine-tuned (full, ") and base_label(r).endswith(f"[{variant}]"):
                 positions = pretraining_positions(variant, records + full_records)
@@ -214,21 +241,18 @@ def corpus_points(records, full_records):
                     raise SystemExit(f"{r['label']}: no pre-training run of [{variant}] in the results files, so "
                                      f"its corpus size is unknown")
                 corpus = CORPORA[VARIANTS[variant]["corpus"]][0]
-                points.setdefault(budget, {}).setdefault((corpus, positions), []).append(r["test_ndcg@5"])
+                points.setdefault(budget, {}).setdefault((corpus, positions), []).append((r["seed"], r["test_ndcg@5"]))
     return {budget: sorted(((c, p, v) for (c, p), v in by_corpus.items()), key=lambda point: point[1])
             for budget, by_corpus in sorted(points.items()) if len(by_corpus) > 2}
 
 
 def corpus_table(points, target="Beauty"):
     """Fine-tuned test NDCG@5 by the pre-training corpus, per budget, against from scratch."""
-    import numpy as np
-
     rows = []
     for budget, corpora in points.items():
-        scratch = np.mean(corpora[0][2])
-        for corpus, positions, values in corpora:
-            rows.append([f"{budget} epochs", corpus, f"{positions:,}", seeds_cell(values),
-                         f"{np.mean(values) / scratch:.2f}x"])
+        scratch = corpora[0][2]
+        for corpus, positions, scores in corpora:
+            rows.append([f"{budget} epochs", corpus, f"{positions:,}", seeds_cell(scores), ratio(scores, scratch)])
     return markdown_table([f"{target} budget", "pre-training corpus", "pre-training positions per epoch",
                            "test NDCG@5 (seeds)", "÷ from scratch"], rows)
 
@@ -238,14 +262,14 @@ def corpus_figure(points, path, target="Beauty"):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for budget, corpora in points.items():
-        ax.errorbar([p for _, p, _ in corpora], [np.mean(v) for *_, v in corpora],
-                    yerr=[np.std(v) for *_, v in corpora], marker="o", capsize=3, label=f"{budget} epochs on {target}")
-        for corpus, positions, values in corpora:
-            ax.annotate(corpus, (positions, np.mean(values)), fontsize=7, textcoords="offset points", xytext=(4, -10))
+        ax.errorbar([p for _, p, _ in corpora], [ndcgs(s).mean() for *_, s in corpora],
+                    yerr=[ndcgs(s).std() for *_, s in corpora], marker="o", capsize=3, label=f"{budget} epochs on {target}")
+        for corpus, positions, scores in corpora:
+            ax.annotate(corpus, (positions, ndcgs(scores).mean()), fontsize=7, textcoords="offset points",
+                        xytext=(4, -10))
     ax.set_xlabel("pre-training positions per epoch (0: from scratch; 2 pre-training epochs each)")
     ax.set_ylabel(f"fine-tuned test NDCG@5 on {target} (sampled10000)")
     ax.legend(fontsize=7)
@@ -262,12 +286,13 @@ SIZE_SWEEPS = {"Games": ("history_match_one_category", "history_match_one_catego
 
 
 def size_rows(records, full_records):
-    """[(budget, corpus, variant, its pre-training record, fine-tuned NDCG@5 values, from-scratch values at its
+    """[(budget, corpus, variant, its pre-training record, fine-tuned [(seed, test NDCG@5)], from scratch's at its
     size)] for the SIZE_SWEEPS variants that were fine-tuned, two or more sizes of one corpus at a budget."""
     runs = sweep_runs(records, full_records)
     values = {}
     for r in runs:
-        values.setdefault((r.get("target_epochs", r["settings"]["epochs"]), base_label(r)), []).append(r["test_ndcg@5"])
+        values.setdefault((r.get("target_epochs", r["settings"]["epochs"]), base_label(r)), []).append(
+            (r["seed"], r["test_ndcg@5"]))
     labels = {label for _, label in values}
     rows = []
     for budget in sorted({b for b, _ in values}):
@@ -292,16 +317,13 @@ def size_rows(records, full_records):
 def size_table(rows, target="Beauty"):
     """Fine-tuned test NDCG@5 by the pre-trained model's corpus, size and pre-training compute, against from scratch
     at the same size."""
-    import numpy as np
-
     table_rows = []
     for budget, corpus, variant, pretraining, finetuned, scratch in rows:
         settings = pretraining["settings"]
         table_rows.append([f"{budget} epochs", corpus, f"`{variant}`", str(settings.get("hidden_size", 64)),
                            f"{pretraining['compute']['non_embedding_parameters']:,}", str(settings["epochs"]),
                            f"{pretraining['compute']['train_flops'] / 1e12:.1f}", f"{pretraining['wall_s'] / 60:.1f}",
-                           seeds_cell(finetuned), seeds_cell(scratch),
-                           f"{np.mean(finetuned) / np.mean(scratch):.2f}x" if scratch else "-"])
+                           seeds_cell(finetuned), seeds_cell(scratch), ratio(finetuned, scratch)])
     return markdown_table([f"{target} budget", "pre-training corpus", "variant", "hidden size",
                            "non-embedding parameters", "pre-training epochs", "pre-training TFLOPs",
                            "pre-training minutes", "fine-tuned test NDCG@5 (seeds)", "from scratch, same size (seeds)",
@@ -309,7 +331,7 @@ def size_table(rows, target="Beauty"):
 
 
 def learning_rate_points(records):
-    """{row label: {peak learning rate: test NDCG@5 values}} for the rows run at other peak rates (--learning-rate),
+    """{row label: {peak learning rate: [(seed, test NDCG@5)]}} for the rows run at other peak rates (--learning-rate),
     with their runs at the budget's own rate."""
     def row(run):
         return PEAK_LR.sub("", run["label"])
@@ -321,15 +343,13 @@ def learning_rate_points(records):
 
 def learning_rate_table(points, target="Beauty"):
     """Each row's test NDCG@5 per peak learning rate; each fine-tuned row against from scratch at the same rate."""
-    import numpy as np
-
     labels = list(points)
     pairs = [(label, scratch_of(label, labels)) for label in labels if "fine-tuned" in label]
     pairs = [(finetuned, scratch) for finetuned, scratch in pairs if scratch]
     rates = sorted({rate for by_rate in points.values() for rate in by_rate})
     rows = [[f"{rate:g}"] + [seeds_cell(points[label].get(rate, [])) for label in labels] +
-            [f"{np.mean(points[f][rate]) / np.mean(points[s][rate]):.2f}x"
-             if rate in points[f] and rate in points[s] else "-" for f, s in pairs]
+            [ratio(points[f][rate], points[s][rate]) if rate in points[f] and rate in points[s] else "-"
+             for f, s in pairs]
             for rate in rates]
     return markdown_table([f"{target}, peak learning rate"] + [f"{label} (seeds)" for label in labels] +
                           [f"{f} ÷ from scratch" for f, _ in pairs], rows)
@@ -344,7 +364,7 @@ def page_body(results_path):
         points = learning_rate_points(records)
         lr_part = (f"\n### By peak learning rate\n\nThe rows run at other peak learning rates of the one-cycle "
                    f"schedule (`--learning-rate`), with their runs at the budget's own, each fine-tuned row against "
-                   f"from scratch at the same rate.\n\n{learning_rate_table(points, target)}\n") if points else ""
+                   f"from scratch at the same rate. {PAIRED}\n\n{learning_rate_table(points, target)}\n") if points else ""
         return table(records, target) + lr_part
     full_records = read_records(full_target_results(results_path))
     body = sweep_table(records, full_records, field, target)

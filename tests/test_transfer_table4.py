@@ -91,6 +91,21 @@ def test_a_data_size_table_keeps_its_columns_by_fraction(pages):
     assert f"| {FINETUNED} ÷ from scratch | 1.20x | 1.00x |" in text
 
 
+def test_a_fine_tuned_row_is_against_from_scratch_over_the_seeds_both_ran(pages):
+    # Seeds 3 and 4 of from scratch drew other test candidates and scored higher: the fine-tuned row, which ran
+    # seeds 1 and 2 only, is against from scratch's seeds 1 and 2 (0.033 / 0.030), not its four (0.033 / 0.031).
+    sample = [record(f"{SCRATCH}, 30% of users", seed, ndcg, 20, target_users=0.3)
+              for seed, ndcg in ((1, 0.029), (2, 0.031), (3, 0.032), (4, 0.032))]
+    sample += [record(f"{FINETUNED}, 30% of users", seed, ndcg, 20, target_users=0.3)
+               for seed, ndcg in ((1, 0.032), (2, 0.034))]
+    text = pages.sweep_table(sample, full_target_runs(), "target_users")
+    assert f"| {SCRATCH} | 0.0310 ± 0.0012 (4) | 0.0510 ± 0.0010 (2) |" in text
+    assert f"| {FINETUNED} ÷ from scratch | 1.10x (seeds 1, 2) | 1.00x |" in text
+    assert pages.ratio([(1, 0.032), (2, 0.034)], [(3, 0.030)]) == "-"
+    # A seed run twice (two from-scratch rows pooled) counts once, at its mean.
+    assert pages.ratio([(1, 0.033)], [(1, 0.029), (1, 0.031)]) == "1.10x"
+
+
 def test_a_sweeps_results_file_finds_the_full_targets(design):
     assert design.full_target_results("r/transfer_table4_toys_budget_cpu.jsonl") == "r/transfer_table4_toys_cpu.jsonl"
     assert design.full_target_results("r/transfer_table4_data_size_cpu.jsonl") == "r/transfer_table4_cpu.jsonl"
@@ -112,10 +127,11 @@ def test_the_budget_sweep_puts_fine_tuned_runs_by_their_pre_training_corpus(page
     points = pages.corpus_points(budget, full)
     # At 20 epochs only one corpus ran: no corpus comparison there.
     assert list(points) == [5]
-    assert points[5] == [("from scratch", 0, [0.040]), ("Games", 300_000, [0.042, 0.044]),
-                         ("7 categories", 900_000, [0.050])]
+    assert points[5] == [("from scratch", 0, [(1, 0.040)]), ("Games", 300_000, [(1, 0.042), (2, 0.044)]),
+                         ("7 categories", 900_000, [(1, 0.050)])]
     lines = pages.corpus_table(points).splitlines()
-    assert "| 5 epochs | Games | 300,000 | 0.0430 ± 0.0010 (2) | 1.07x |" in lines
+    # Against from scratch over the one seed both ran: 0.042 / 0.040.
+    assert "| 5 epochs | Games | 300,000 | 0.0430 ± 0.0010 (2) | 1.05x (seed 1) |" in lines
     assert "| 5 epochs | 7 categories | 900,000 | 0.0500 (1) | 1.25x |" in lines
 
 
@@ -135,7 +151,7 @@ def test_on_toys_the_corpus_sweep_is_against_its_own_from_scratch_row_and_names_
               pretraining("history_match_one_category", "Games", 300_000),
               pretraining("history_match_three_categories", "3 categories", 600_000)]
     points = pages.corpus_points(budget, [])
-    assert points[5][0] == ("from scratch", 0, [0.040])
+    assert points[5][0] == ("from scratch", 0, [(1, 0.040)])
     for name, runs in (("transfer_table4_toys_budget_cpu.jsonl", budget), ("transfer_table4_toys_cpu.jsonl", [])):
         with open(tmp_path / name, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in runs)
@@ -178,8 +194,8 @@ def test_the_budget_sweep_puts_the_games_pre_trainings_by_model_size(pages):
               record(f"SRT-1K fine-tuned (full, 20 epochs) [{big}], 5-epoch budget", 1, 0.054, 5, target_epochs=5),
               pre_training(three, 64, 3, 14.1, 11.0), pre_training(big, 128, 1, 14.5, 10.0)]
     rows = pages.size_rows(budget, full_target_runs())
-    assert [(b, c, v, f, s) for b, c, v, _, f, s in rows] == [(5, "Games", three, [0.044], [0.040]),
-                                                              (5, "Games", big, [0.054], [0.045])]
+    assert [(b, c, v, f, s) for b, c, v, _, f, s in rows] == [(5, "Games", three, [(1, 0.044)], [(1, 0.040)]),
+                                                              (5, "Games", big, [(1, 0.054)], [(1, 0.045)])]
     lines = pages.size_table(rows).splitlines()
     assert f"| 5 epochs | Games | `{three}` | 64 | 108,540 | 3 | 14.1 | 11.0 | 0.0440 (1) | 0.0400 (1) | 1.10x |" in lines
     assert f"| 5 epochs | Games | `{big}` | 128 | 420,000 | 1 | 14.5 | 10.0 | 0.0540 (1) | 0.0450 (1) | 1.20x |" in lines
@@ -213,9 +229,10 @@ def test_the_seven_category_pre_trainings_are_compared_by_size_within_their_corp
     budget += [record(f"{tuned[seven]}, 5-epoch budget", 1, 0.050, 5, target_epochs=5)]
     rows = pages.size_rows(budget, full)
     assert [(b, c, v, f, s) for b, c, v, _, f, s in rows] == [
-        (5, "7 categories", "history_match", [0.040], [0.040]), (5, "7 categories", seven, [0.050], [0.040]),
-        (20, "7 categories", "history_match", [0.051, 0.051], [0.050, 0.052]),
-        (20, "7 categories", seven, [0.063], [0.060])]
+        (5, "7 categories", "history_match", [(1, 0.040)], [(1, 0.040)]),
+        (5, "7 categories", seven, [(1, 0.050)], [(1, 0.040)]),
+        (20, "7 categories", "history_match", [(1, 0.051), (2, 0.051)], [(1, 0.050), (2, 0.052)]),
+        (20, "7 categories", seven, [(1, 0.063)], [(1, 0.060)])]
 
 
 def test_the_ewc_strength_flag_keeps_the_runs_recorded_before_it(table4):
