@@ -118,7 +118,7 @@ def ratio(finetuned, scratch):
 
 
 def sweep_points(records, full_records, field):
-    """{row label: {sweep value: test NDCG@5 values}}, the full target's runs at their own value."""
+    """{row label: {sweep value: [(seed, test NDCG@5)]}}, the full target's runs at their own value."""
     full_value = SWEEPS[field].full_value
     return ndcg_by(sweep_runs(records, full_records), base_label, lambda r: r[field] if field in r else full_value(r))
 
@@ -195,8 +195,9 @@ def sweep_figure(records, full_records, field, path, target="Beauty"):
     fig, ax = plt.subplots(figsize=(11, 4.5))
     for label, by_value in sweep_points(records, full_records, field).items():
         values = sorted(by_value)
-        ax.errorbar(values, [ndcgs(by_value[v]).mean() for v in values], yerr=[ndcgs(by_value[v]).std() for v in values],
-                    marker="o", capsize=3, label=row_name(label, field))
+        ax.errorbar(values, [ndcgs(by_value[v]).mean() for v in values],
+                    yerr=[ndcgs(by_value[v]).std() for v in values], marker="o", capsize=3,
+                    label=row_name(label, field))
     if field == "target_users":
         ax.set_xscale("log")
     ax.set_xlabel(SWEEPS[field].axis.format(target=target))
@@ -266,7 +267,8 @@ def corpus_figure(points, path, target="Beauty"):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for budget, corpora in points.items():
         ax.errorbar([p for _, p, _ in corpora], [ndcgs(s).mean() for *_, s in corpora],
-                    yerr=[ndcgs(s).std() for *_, s in corpora], marker="o", capsize=3, label=f"{budget} epochs on {target}")
+                    yerr=[ndcgs(s).std() for *_, s in corpora], marker="o", capsize=3,
+                    label=f"{budget} epochs on {target}")
         for corpus, positions, scores in corpora:
             ax.annotate(corpus, (positions, ndcgs(scores).mean()), fontsize=7, textcoords="offset points",
                         xytext=(4, -10))

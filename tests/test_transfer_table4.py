@@ -194,8 +194,8 @@ def test_the_budget_sweep_puts_the_games_pre_trainings_by_model_size(pages):
               record(f"SRT-1K fine-tuned (full, 20 epochs) [{big}], 5-epoch budget", 1, 0.054, 5, target_epochs=5),
               pre_training(three, 64, 3, 14.1, 11.0), pre_training(big, 128, 1, 14.5, 10.0)]
     rows = pages.size_rows(budget, full_target_runs())
-    assert [(b, c, v, f, s) for b, c, v, _, f, s in rows] == [(5, "Games", three, [(1, 0.044)], [(1, 0.040)]),
-                                                              (5, "Games", big, [(1, 0.054)], [(1, 0.045)])]
+    assert [(b, c, v, f, s) for b, c, v, _, f, s in rows] == [
+        (5, "Games", three, [(1, 0.044)], [(1, 0.040)]), (5, "Games", big, [(1, 0.054)], [(1, 0.045)])]
     lines = pages.size_table(rows).splitlines()
     assert f"| 5 epochs | Games | `{three}` | 64 | 108,540 | 3 | 14.1 | 11.0 | 0.0440 (1) | 0.0400 (1) | 1.10x |" in lines
     assert f"| 5 epochs | Games | `{big}` | 128 | 420,000 | 1 | 14.5 | 10.0 | 0.0540 (1) | 0.0450 (1) | 1.20x |" in lines
