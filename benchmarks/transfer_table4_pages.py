@@ -366,7 +366,8 @@ def page_body(results_path):
         points = learning_rate_points(records)
         lr_part = (f"\n### By peak learning rate\n\nThe rows run at other peak learning rates of the one-cycle "
                    f"schedule (`--learning-rate`), with their runs at the budget's own, each fine-tuned row against "
-                   f"from scratch at the same rate. {PAIRED}\n\n{learning_rate_table(points, target)}\n") if points else ""
+                   f"from scratch at the same rate. {PAIRED}\n\n"
+                   f"{learning_rate_table(points, target)}\n") if points else ""
         return table(records, target) + lr_part
     full_records = read_records(full_target_results(results_path))
     body = sweep_table(records, full_records, field, target)
