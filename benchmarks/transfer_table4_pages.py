@@ -88,11 +88,21 @@ def ndcg_by(runs, row, value):
     return points
 
 
-def ndcgs(scores):
-    """The test NDCG@5 values of [(seed, test NDCG@5)]."""
+def seed_means(scores):
+    """{seed: mean test NDCG@5} of [(seed, test NDCG@5)]: a seed run under two pooled rows counts once, at its mean."""
     import numpy as np
 
-    return np.array([ndcg for _, ndcg in scores])
+    seeds = {}
+    for seed, ndcg in scores:
+        seeds.setdefault(seed, []).append(ndcg)
+    return {seed: float(np.mean(values)) for seed, values in seeds.items()}
+
+
+def ndcgs(scores):
+    """One test NDCG@5 per seed of [(seed, test NDCG@5)], for a mean ± std over seeds."""
+    import numpy as np
+
+    return np.array(list(seed_means(scores).values()))
 
 
 def ratio(finetuned, scratch):
@@ -101,13 +111,7 @@ def ratio(finetuned, scratch):
     out some of either row's; "-" when they share none."""
     import numpy as np
 
-    def by_seed(scores):
-        seeds = {}
-        for seed, ndcg in scores:
-            seeds.setdefault(seed, []).append(ndcg)
-        return {seed: np.mean(values) for seed, values in seeds.items()}
-
-    tuned, base = by_seed(finetuned), by_seed(scratch)
+    tuned, base = seed_means(finetuned), seed_means(scratch)
     common = sorted(tuned.keys() & base.keys())
     if not common:
         return "-"
@@ -162,7 +166,7 @@ PAIRED = "Each ÷ from scratch on this page is over the seeds both rows ran (nam
 
 
 def seeds_cell(scores):
-    """Mean ± std over seeds (how many), or "-" for none."""
+    """Mean ± std over seeds (how many seeds), or "-" for none."""
     v = ndcgs(scores)
     return (f"{v.mean():.4f}" + (f" ± {v.std():.4f}" if len(v) > 1 else "") + f" ({len(v)})") if len(v) else "-"
 

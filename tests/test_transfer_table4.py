@@ -104,6 +104,7 @@ def test_a_fine_tuned_row_is_against_from_scratch_over_the_seeds_both_ran(pages)
     assert pages.ratio([(1, 0.032), (2, 0.034)], [(3, 0.030)]) == "-"
     # A seed run twice (two from-scratch rows pooled) counts once, at its mean.
     assert pages.ratio([(1, 0.033)], [(1, 0.029), (1, 0.031)]) == "1.10x"
+    assert pages.seeds_cell([(1, 0.029), (1, 0.031), (2, 0.034)]) == "0.0320 ± 0.0020 (2)"
 
 
 def test_a_sweeps_results_file_finds_the_full_targets(design):
