@@ -79,6 +79,9 @@ VARIANTS["history_match_hidden_128"] = {
     **VARIANTS["history_match"], "from": "history_match", "pretrain_epochs": 1,
     "settings": {**VARIANTS["history_match"]["settings"], **HIDDEN_128},
     "target_settings": {**VARIANTS["history_match"]["target_settings"], **HIDDEN_128}}
+# Longer pre-training at the larger size: a second epoch of hidden 128 on the seven categories (one change).
+VARIANTS["history_match_hidden_128_2_epochs"] = {**VARIANTS["history_match_hidden_128"], "from": "history_match_hidden_128",
+                                                 "pretrain_epochs": 2}
 
 # Pre-training with a hashed item-id table (issue 24's dense-catalog option): what does it do to transfer? The table
 # is another catalog's ids, so the target starts its own at zero (or leaves it out); the question is whether the text
