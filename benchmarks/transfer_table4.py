@@ -152,9 +152,11 @@ def run(args):
                            {**common, **SRT_1K, "epochs": 0, "popularity_prior": 1000.0}),
             "scratch": ("SRT-1K from scratch", "SRT", {**common, **SRT_1K, "epochs": budget["scratch_epochs"]}),
             # The variant's own model settings on the target, from random weights: what its fine-tuning is against.
-            "scratch_variant": (f"SRT-1K from scratch{tag}", "SRT", {**common, **SRT_1K, **variant.get("target_settings", {}),
-                                                                     "epochs": budget["scratch_epochs"]}),
-            "finetune_full": (f"SRT-1K fine-tuned (full){tag}", "SRT", {**transfer, "epochs": budget["finetune_epochs"]}),
+            "scratch_variant": (f"SRT-1K from scratch{tag}", "SRT",
+                                {**common, **SRT_1K, **variant.get("target_settings", {}),
+                                 "epochs": budget["scratch_epochs"]}),
+            "finetune_full": (f"SRT-1K fine-tuned (full){tag}", "SRT",
+                              {**transfer, "epochs": budget["finetune_epochs"]}),
             # The from-scratch row's number of epochs: the same budget for both.
             "finetune_full_scratch_epochs": (f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs){tag}", "SRT",
                                              {**transfer, "epochs": budget["scratch_epochs"]}),
@@ -168,8 +170,9 @@ def run(args):
                for row, (part, parameters) in HISTORY_MATCH_PARTS.items()},
             # The transformer's scores gated from 0: fine-tuning starts from the pre-trained history-match scores
             # alone (its zero-shot ranking) and lets the transformer in as the target's data supports it.
-            "finetune_gated": (f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs, transformer gate from 0){tag}",
-                               "SRT", {**transfer, "epochs": budget["scratch_epochs"], "transformer_gate_init": 0.0}),
+            "finetune_gated": (
+                f"SRT-1K fine-tuned (full, {budget['scratch_epochs']} epochs, transformer gate from 0){tag}", "SRT",
+                {**transfer, "epochs": budget["scratch_epochs"], "transformer_gate_init": 0.0}),
             # Its control: the same gate from random weights.
             "scratch_gated": (f"SRT-1K from scratch (transformer gate from 0){tag}", "SRT",
                               {**common, **SRT_1K, **variant.get("target_settings", {}),
@@ -185,7 +188,8 @@ def run(args):
             "finetune_progressive": (f"SRT-1K fine-tuned (progressive + EWC {ewc:g}){tag}", "SRT",
                                      {**transfer, **budget["progressive"], "finetune_strategy": "progressive",
                                       "ewc_lambda": ewc}),
-            # The same, given the from-scratch row's number of epochs: the per-layer stages as above, the rest in the last.
+            # The same, given the from-scratch row's number of epochs: the per-layer stages as above, the rest in the
+            # last.
             "finetune_progressive_scratch_epochs": (
                 f"SRT-1K fine-tuned (progressive + EWC {ewc:g}, {budget['scratch_epochs']} epochs){tag}", "SRT",
                 {**transfer, "finetune_strategy": "progressive", "ewc_lambda": ewc,
@@ -195,14 +199,16 @@ def run(args):
             # Control for the fine-tuned rows: their tokenizer and number of epochs, but random initial weights.
             "scratch_pretraining_tokenizer": (
                 "SRT-1K from scratch (pre-training's tokenizer and fine-tuning epochs)", "SRT",
-                {**common, **SRT_1K, "epochs": budget["finetune_epochs"], "tokenizer_model": pretrain_yaml and tokenizer_of(pretrain_yaml)}),
+                {**common, **SRT_1K, "epochs": budget["finetune_epochs"],
+                 "tokenizer_model": pretrain_yaml and tokenizer_of(pretrain_yaml)}),
             # Control for the variant's fine-tuned rows of the from-scratch budget: their tokenizer and settings,
             # random initial weights. Against scratch_variant: what the pre-training's tokenizer alone does.
             "scratch_variant_pretraining_tokenizer": (
                 f"SRT-1K from scratch (pre-training's tokenizer){tag}", "SRT",
                 {**common, **SRT_1K, **variant.get("target_settings", {}), "epochs": budget["scratch_epochs"],
                  "tokenizer_model": pretrain_yaml and tokenizer_of(pretrain_yaml)}),
-            "sasrec": ("SASRec-CE from scratch", "SASRec", {**common, "loss_type": "CE", "epochs": budget["scratch_epochs"]}),
+            "sasrec": ("SASRec-CE from scratch", "SASRec",
+                       {**common, "loss_type": "CE", "epochs": budget["scratch_epochs"]}),
         }
         if args.target_epochs is not None:
             untrained = [row for row in args.rows if rows[row][2].get("epochs", 0) == 0]
@@ -219,7 +225,8 @@ def run(args):
             if args.target_epochs is not None:
                 settings = {**settings, "epochs": args.target_epochs}
             if args.learning_rate is not None:
-                settings, label = {**settings, "learning_rate": args.learning_rate}, f"{label}, peak lr {args.learning_rate:g}"
+                settings = {**settings, "learning_rate": args.learning_rate}
+                label = f"{label}, peak lr {args.learning_rate:g}"
             run_one(label + suffix, model, target_yaml, settings, args.results, seed, fields=fields)
 
 

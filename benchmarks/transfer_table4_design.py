@@ -80,8 +80,8 @@ VARIANTS["history_match_hidden_128"] = {
     "settings": {**VARIANTS["history_match"]["settings"], **HIDDEN_128},
     "target_settings": {**VARIANTS["history_match"]["target_settings"], **HIDDEN_128}}
 # Longer pre-training at the larger size: a second epoch of hidden 128 on the seven categories (one change).
-VARIANTS["history_match_hidden_128_2_epochs"] = {**VARIANTS["history_match_hidden_128"], "from": "history_match_hidden_128",
-                                                 "pretrain_epochs": 2}
+VARIANTS["history_match_hidden_128_2_epochs"] = {**VARIANTS["history_match_hidden_128"],
+                                                 "from": "history_match_hidden_128", "pretrain_epochs": 2}
 
 # Pre-training with a hashed item-id table (issue 24's dense-catalog option): what does it do to transfer? The table
 # is another catalog's ids, so the target starts its own at zero (or leaves it out); the question is whether the text
@@ -91,7 +91,8 @@ VARIANTS["history_match_one_category_hashed_ids"] = {
     "settings": {**VARIANTS["history_match_one_category"]["settings"], "item_id_hash_buckets": 65536},
     "target_settings": {**VARIANTS["history_match_one_category"]["target_settings"], "item_id_hash_buckets": 65536}}
 
-ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", "scratch", "scratch_variant", "finetune_full", "finetune_full_scratch_epochs",
+ROWS = ("zero_shot", "zero_shot_prior", "zero_shot_history_only", "popularity", "scratch", "scratch_variant",
+        "finetune_full", "finetune_full_scratch_epochs",
         "finetune_full_without_id_table", "finetune_history_match_weights_only",
         "finetune_without_history_match_weights", "finetune_gated", "scratch_gated", "finetune_full_low_lr",
         "finetune_full_ewc_scratch_epochs", "finetune_progressive", "finetune_progressive_scratch_epochs",
@@ -121,9 +122,9 @@ def applies(row, variant):
 
 
 # Rows that start from the variant's pre-trained checkpoint (the others run without pre-training).
-PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "zero_shot_history_only", "finetune_full", "finetune_full_scratch_epochs",
-                   "finetune_full_without_id_table", "finetune_history_match_weights_only",
-                   "finetune_without_history_match_weights",
+PRETRAINED_ROWS = {"zero_shot", "zero_shot_prior", "zero_shot_history_only", "finetune_full",
+                   "finetune_full_scratch_epochs", "finetune_full_without_id_table",
+                   "finetune_history_match_weights_only", "finetune_without_history_match_weights",
                    "finetune_gated", "finetune_full_low_lr", "finetune_full_ewc_scratch_epochs", "finetune_progressive",
                    "finetune_progressive_scratch_epochs"}
 
