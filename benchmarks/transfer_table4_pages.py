@@ -387,9 +387,9 @@ def page_body(results_path):
     if sizes:
         body += (f"\n### By model size and pre-training compute\n\nThe fine-tuned rows pre-trained at two sizes on "
                  f"one corpus (on Games hidden 64 for 2 and 3 epochs, hidden 128 for 1, whose training FLOPs lie "
-                 f"between theirs; on the seven categories hidden 64 for 2 epochs and hidden 128 for 1, 1.7x their FLOPs), each against "
-                 f"from scratch at its own size. Minutes: the pre-training's wall clock, evaluation included, on its "
-                 f"run's machine.\n\n"
+                 f"between theirs; on the seven categories hidden 64 for 2 epochs and hidden 128 for 1, 1.7x their "
+                 f"FLOPs, and for 2), each against from scratch at its own size. Minutes: the pre-training's wall "
+                 f"clock, evaluation included, on its run's machine and threads (see its record).\n\n"
                  f"{size_table(sizes, target)}\n")
     return body
 
