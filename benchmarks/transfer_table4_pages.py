@@ -283,8 +283,8 @@ def corpus_figure(points, path, target="Beauty"):
 
 
 # Model size and pre-training compute, per corpus: on Games 2 and 3 epochs of hidden 64 and 1 of hidden 128, on all
-# seven categories 2 epochs of hidden 64 (the shipped model) and 1 and 2 of hidden 128; each fine-tuned and against from
-# scratch at its own size.
+# seven categories 2 epochs of hidden 64 (the shipped model) and 1 and 2 of hidden 128; each fine-tuned and against
+# from scratch at its own size.
 SIZE_SWEEPS = {"Games": ("history_match_one_category", "history_match_one_category_3_epochs",
                          "history_match_one_category_hidden_128"),
                "7 categories": ("history_match", "history_match_hidden_128",
