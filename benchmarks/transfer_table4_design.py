@@ -82,6 +82,12 @@ VARIANTS["history_match_hidden_128"] = {
 # Longer pre-training at the larger size: a second epoch of hidden 128 on the seven categories (one change).
 VARIANTS["history_match_hidden_128_2_epochs"] = {**VARIANTS["history_match_hidden_128"],
                                                  "from": "history_match_hidden_128", "pretrain_epochs": 2}
+# A larger model still: hidden 256 (inner 512) for one epoch on the seven categories (one change against hidden 128).
+HIDDEN_256 = {"hidden_size": 256, "inner_size": 512}
+VARIANTS["history_match_hidden_256"] = {
+    **VARIANTS["history_match_hidden_128"], "from": "history_match_hidden_128",
+    "settings": {**VARIANTS["history_match"]["settings"], **HIDDEN_256},
+    "target_settings": {**VARIANTS["history_match"]["target_settings"], **HIDDEN_256}}
 
 # Pre-training with a hashed item-id table (issue 24's dense-catalog option): what does it do to transfer? The table
 # is another catalog's ids, so the target starts its own at zero (or leaves it out); the question is whether the text

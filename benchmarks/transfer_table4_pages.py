@@ -288,7 +288,7 @@ def corpus_figure(points, path, target="Beauty"):
 SIZE_SWEEPS = {"Games": ("history_match_one_category", "history_match_one_category_3_epochs",
                          "history_match_one_category_hidden_128"),
                "7 categories": ("history_match", "history_match_hidden_128",
-                                "history_match_hidden_128_2_epochs")}
+                                "history_match_hidden_128_2_epochs", "history_match_hidden_256")}
 
 
 def size_rows(records, full_records):
