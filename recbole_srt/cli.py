@@ -18,7 +18,8 @@ def parse_args(argv):
         epilog=USAGE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", "-m", default=None, help="model name, e.g. SRT, SASRec, BERT4Rec (or `model:` in a yaml)")
+    parser.add_argument("--model", "-m", default=None,
+                        help="model name, e.g. SRT, SASRec, BERT4Rec (or `model:` in a yaml)")
     parser.add_argument("--dataset", "-d", default=None, help="dataset name, e.g. ml-100k (or `dataset:` in a yaml)")
     parser.add_argument("--config_files", default=None, help="space-separated yaml property files")
     parser.add_argument("--no-save", action="store_true", help="do not save checkpoints (test the last model)")
@@ -51,7 +52,8 @@ def main(argv=None):
         unknown = config.unknown_keys(config.cmd_config_dict)
         if unknown:
             raise KeyError(
-                f"unknown property {', '.join('--' + k for k in unknown)} for model {config['model']} on {config['dataset']} "
+                f"unknown property {', '.join('--' + k for k in unknown)} for model {config['model']} "
+                f"on {config['dataset']} "
                 "(not in any default yaml; check the spelling)"
             )
         result = run_recbole(

@@ -72,7 +72,8 @@ class Config(RecBoleConfig):
         if isinstance(mode, str) and mode.startswith("sampled"):
             count = mode[len("sampled"):]
             if not count.isdigit() or int(count) < 1:
-                raise ValueError(f"eval_args.mode.{phase}: '{mode}' must be 'sampled' followed by a positive count, e.g. sampled10000")
+                raise ValueError(f"eval_args.mode.{phase}: '{mode}' must be 'sampled' followed by a positive count, "
+                                 "e.g. sampled10000")
             sampled[phase] = int(count)
             self.final_config_dict["eval_args"]["mode"][phase] = "full"
         super()._set_eval_neg_sample_args(phase)
@@ -100,7 +101,8 @@ class Config(RecBoleConfig):
         final = dict(stored)
         for key, enum_name in meta["enums"].items():
             enum_class = getattr(enum_type, enum_name, None)
-            if not (isinstance(enum_class, type) and issubclass(enum_class, Enum)) or final[key] not in enum_class.__members__:
+            is_enum = isinstance(enum_class, type) and issubclass(enum_class, Enum)
+            if not is_enum or final[key] not in enum_class.__members__:
                 raise ValueError(f"checkpoint {path}: setting {key} is '{final[key]}' of '{enum_name}', which is not "
                                  "one of RecBole's enums")
             final[key] = enum_class[final[key]]

@@ -169,8 +169,9 @@ class SRTTrainerMixin(EvaluationMixin):
         self._train_data = train_data
         if distributed.is_distributed(self.config):
             repeated = len(train_data.sampler) * self.config["world_size"] - train_data.sample_size
-            self.logger.info(f"{self.config['world_size']} processes, {train_data.step} training samples each per step; "
-                             f"{repeated} of {train_data.sample_size} samples repeated per epoch for equal shares")
+            self.logger.info(f"{self.config['world_size']} processes, {train_data.step} training samples each "
+                             f"per step; {repeated} of {train_data.sample_size} samples repeated per epoch for "
+                             "equal shares")
         fit_epochs = functools.partial(self._fit_epochs, train_data, valid_data, verbose, saved, show_progress,
                                        callback_fn)
         if finetune.check(self.config) == "progressive":

@@ -16,8 +16,8 @@ LAYERS = {
     "components": ["data", "model", "evaluation", "transfer", "acceleration", "scaling.flops", "scaling.laws",
                    "scaling.records"],
     "trainer": ["trainer"],
-    "entry points": ["quick_start", "recommend", "cli", "upgrade_checkpoint", "scaling.sweep", "scaling.report", "scaling.__main__",
-                     "__init__"],
+    "entry points": ["quick_start", "recommend", "cli", "upgrade_checkpoint", "scaling.sweep", "scaling.report",
+                     "scaling.__main__", "__init__"],
 }
 
 
@@ -95,3 +95,16 @@ def test_the_checker_sees_a_deferred_upward_import(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from recbole_srt.quick_start import load_data_and_model\n")
     assert imports(module, modules()) == {"quick_start"}
+
+
+def test_the_layout_page_names_every_module_in_its_layer():
+    rows = {line.split("|")[1].strip(): line for line in
+            (PACKAGE.parent / "docs" / "layout.md").read_text().splitlines() if line.startswith("| ")}
+    missing = []
+    for layer, prefixes in LAYERS.items():
+        for prefix in prefixes:
+            path = prefix.replace(".", "/")
+            name = f"`{path}/`" if (PACKAGE / path).is_dir() else f"`{path}.py`"
+            if name not in rows.get(layer, ""):
+                missing.append(f"{name} (layer {layer})")
+    assert not missing, "docs/layout.md's layer table lacks " + ", ".join(missing)

@@ -25,7 +25,9 @@ class FusedMultiHeadAttention(MultiHeadAttention):
         def heads(x):
             return x.view(batch, length, self.num_attention_heads, self.attention_head_size).transpose(1, 2)
 
-        query, key, value = heads(self.query(input_tensor)), heads(self.key(input_tensor)), heads(self.value(input_tensor))
+        query = heads(self.query(input_tensor))
+        key = heads(self.key(input_tensor))
+        value = heads(self.value(input_tensor))
         context = F.scaled_dot_product_attention(
             query, key, value, attn_mask=attention_mask.to(query.dtype),
             dropout_p=self.attn_dropout.p if self.training else 0.0,

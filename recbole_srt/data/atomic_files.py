@@ -28,8 +28,8 @@ def check(config):
                          "`item` out of load_col")
     repeated = ids[ids.duplicated()]
     if len(repeated):
-        getLogger().warning(f"{item_file}: {len(repeated)} row(s) repeat an earlier item id (e.g. {repeated.iloc[0]!r}); "
-                            "the first row of each id is kept")
+        getLogger().warning(f"{item_file}: {len(repeated)} row(s) repeat an earlier item id "
+                            f"(e.g. {repeated.iloc[0]!r}); the first row of each id is kept")
 
 
 def _item_ids(path, field, separator, encoding):

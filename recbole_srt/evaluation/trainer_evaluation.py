@@ -70,7 +70,8 @@ class EvaluationMixin:
         seed = (seed + (step - 1) * _STEP_SEED) & 0x7FFFFFFF if step > 1 else seed
         distribution = args.get("distribution", "uniform")
         if distribution == "popularity" and self.train_item_counts is None:
-            raise ValueError("popularity-sampled evaluation needs training counts: call fit() or set_train_item_counts()")
+            raise ValueError("popularity-sampled evaluation needs training counts: "
+                             "call fit() or set_train_item_counts()")
         if not args.get("replacement", False) and n_neg > n_items - 2:
             self.logger.warning(f"sampled{n_neg}: only {n_items - 2} other items exist; ranking against all of them")
         return CandidateSampler(
@@ -104,7 +105,8 @@ class EvaluationMixin:
             )
         self.model.eval()
         self.tot_item_num = eval_data._dataset.item_num
-        if n_neg is None and self.item_tensor is None and not isinstance(eval_data, StoreEvalLoader):  # RecBole's full sort scores through predict() without it
+        # RecBole's full sort scores through predict() without it.
+        if n_neg is None and self.item_tensor is None and not isinstance(eval_data, StoreEvalLoader):
             self.item_tensor = eval_data._dataset.get_item_feature().to(self.device)
         is_distributed = distributed.is_distributed(self.config)
         batches = distributed.user_shard(eval_data) if is_distributed else eval_data

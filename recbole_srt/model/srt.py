@@ -60,7 +60,8 @@ class SRT(SequentialRecommender):
         tokenizer, tokens, truncated, without_text = self.item_text(config, dataset, pretrained)
         logger.info(
             f"SRT item text: fields {text_fields}, {self.n_items - 1} items, {without_text} without any text "
-            f"(they use the learned empty-field vectors), {truncated} field values cut to {config['max_text_tokens']} tokens"
+            f"(they use the learned empty-field vectors), {truncated} field values cut to "
+            f"{config['max_text_tokens']} tokens"
         )
         self.register_buffer("item_tokens", tokens, persistent=False)
         self.other_parameter_name = ["tokenizer_proto"]

@@ -10,7 +10,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run (or resume) a sweep's grid, appending records to RESULTS.jsonl")
-    run.add_argument("sweep", help="sweep yaml (dataset_config, sample_users, archs, train_neg_count, epochs, settings)")
+    run.add_argument("sweep",
+                     help="sweep yaml (dataset_config, sample_users, archs, train_neg_count, epochs, settings)")
     run.add_argument("--results", required=True, help="JSONL file; finished points in it are skipped")
     run.add_argument("--address", help="an existing Ray cluster (default: an embedded local Ray)")
     run.add_argument("--no-ray", action="store_true", help="run the points in this process, one after another")

@@ -40,7 +40,8 @@ def _largest_left_out(fit, predict, x, y, compute):
     if params is None:
         return None
     predicted = float(predict(params, *(v[last : last + 1] for v in x))[0])
-    return {"predicted": predicted, "observed": float(y[last]), "relative_error": abs(predicted - y[last]) / abs(y[last])}
+    return {"predicted": predicted, "observed": float(y[last]),
+            "relative_error": abs(predicted - y[last]) / abs(y[last])}
 
 
 def power_law(x, y, compute=None):

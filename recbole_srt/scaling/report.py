@@ -174,8 +174,8 @@ def _left_out(fit):
 def markdown(results_path, key, runs, interrupted, fits, data, paths, params_label):
     first = runs[0]["final"]
     lines = [f"# Scaling study: {os.path.basename(results_path)}", "",
-             f"Sweep {key}: {len(runs)} finished runs ({interrupted} unfinished attempts, interrupted or still running, "
-             "left out), "
+             f"Sweep {key}: {len(runs)} finished runs ({interrupted} unfinished attempts, "
+             "interrupted or still running, left out), "
              f"{len(data['flops'])} epoch points, {len(data['envelope']['flops'])} on the envelope. Model "
              f"{first['point']['model']} on {first['point']['dataset']}, {first['point']['epochs']} epochs; machine "
              f"{json.dumps(first['machine'])}. N is the number of {params_label}.", "",

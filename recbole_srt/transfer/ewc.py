@@ -1,8 +1,8 @@
 """Elastic weight consolidation (`ewc_lambda`): while fine-tuning, a penalty
 lambda / 2 * sum_i F_i (theta_i - theta*_i)^2 pulls each weight toward its pre-trained value theta*, weighted by the
 diagonal Fisher information F estimated on the pre-training data (mean squared gradient of the batch-mean training
-loss over `ewc_fisher_batches` batches). F is computed once per checkpoint, from the checkpoint's own dataset, and cached
-next to it (`<checkpoint>.fisher-<batches>.pt`). This is the batch Fisher: Kirkpatrick et al.'s, whose lambda the
+loss over `ewc_fisher_batches` batches). F is computed once per checkpoint, from the checkpoint's own dataset, and
+cached next to it (`<checkpoint>.fisher-<batches>.pt`). This is the batch Fisher: Kirkpatrick et al.'s, whose lambda the
 paper sets to 100, is per example and about a batch size larger (373x at batch 512, `benchmarks/ewc_fisher_scale.py`),
 so the paper's strength is about 100 x 373 here.
 """

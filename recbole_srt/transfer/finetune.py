@@ -22,7 +22,8 @@ def progressive_stages(model, config):
     history-match weights (a few per recency, on top of the transformer) and the transformer gate train in every
     stage."""
     layers = list(model.trm_encoder.layer)
-    head = [p for module in (model.lexical_match, model.repeat_match) if module is not None for p in module.parameters()]
+    head = [p for module in (model.lexical_match, model.repeat_match) if module is not None
+            for p in module.parameters()]
     head += [model.transformer_gate] if model.transformer_gate is not None else []
     stages = [(f"top {k} of {len(layers)} transformer layers",
                [p for layer in layers[-k:] for p in layer.parameters()] + head,

@@ -75,7 +75,8 @@ def check_compatible(config, checkpoint, path, text_fields):
     trained = checkpoint["config"]
     differing = [f"{key} is {config[key]!r} here but {trained_value(trained, key)!r} in the checkpoint"
                  for key in MUST_MATCH if config[key] != trained_value(trained, key)]
-    trained_fields = list(trained["text_fields"]) if not isinstance(trained["text_fields"], str) else [trained["text_fields"]]
+    trained_fields = trained["text_fields"]
+    trained_fields = [trained_fields] if isinstance(trained_fields, str) else list(trained_fields)
     if len(trained_fields) != len(text_fields):
         differing.append(f"text_fields is {text_fields} here but {trained_fields} in the checkpoint "
                          "(the adapter takes one vector per field)")

@@ -21,8 +21,8 @@ from recbole_srt.transfer.pretrained import ADOPTED, CATALOG_PARAMETERS, read
 
 # Settings recorded besides ADOPTED: how the text was read and how the model was trained.
 RECORDED = ("model", "dataset", "text_fields", "max_text_tokens", "train_neg_count", "neg_sampling_distribution",
-            "neg_sampling_scope", "logq_correction", "shared_negatives", "in_batch_negatives", "transformer_gate_init", "temperature", "learning_rate", "epochs",
-            "train_batch_size", "seed")
+            "neg_sampling_scope", "logq_correction", "shared_negatives", "in_batch_negatives", "transformer_gate_init",
+            "temperature", "learning_rate", "epochs", "train_batch_size", "seed")
 LIMIT_BYTES = 25 * 2**20
 
 
