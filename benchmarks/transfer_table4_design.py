@@ -88,6 +88,9 @@ VARIANTS["history_match_hidden_256"] = {
     **VARIANTS["history_match_hidden_128"], "from": "history_match_hidden_128",
     "settings": {**VARIANTS["history_match"]["settings"], **HIDDEN_256},
     "target_settings": {**VARIANTS["history_match"]["target_settings"], **HIDDEN_256}}
+# Longer pre-training at that size: one epoch left hidden 256 below hidden 128 in-domain (one change against it).
+VARIANTS["history_match_hidden_256_2_epochs"] = {**VARIANTS["history_match_hidden_256"],
+                                                 "from": "history_match_hidden_256", "pretrain_epochs": 2}
 
 # Pre-training with a hashed item-id table (issue 24's dense-catalog option): what does it do to transfer? The table
 # is another catalog's ids, so the target starts its own at zero (or leaves it out); the question is whether the text
