@@ -386,13 +386,12 @@ def page_body(results_path):
                  f"{', '.join(counts[:-1])} and {counts[-1]} categories).\n\n{corpus_table(points, target)}\n")
     sizes = size_rows(records, full_records) if field == "target_epochs" else []
     if sizes:
-        body += (f"\n### By model size and pre-training compute\n\nThe fine-tuned rows pre-trained at two or three "
-                 f"sizes on one corpus (on Games hidden 64 for 2 and 3 epochs, hidden 128 for 1, whose training FLOPs lie "
-                 f"between theirs; on the seven categories hidden 64 for 2 epochs and hidden 128 for 1, 1.7x their "
-                 f"FLOPs, and for 2; hidden 256 for 1, 3.0x hidden 128's, and for 2), each against from scratch at its "
-                 f"own size. "
-                 f"Minutes: the pre-training's wall clock, evaluation included, on its run's machine and threads "
-                 f"(see its record).\n\n"
+        body += ("\n### By model size and pre-training compute\n\nThe fine-tuned rows pre-trained at two or three "
+                 "sizes on one corpus (on Games hidden 64 for 2 and 3 epochs, hidden 128 for 1, whose training FLOPs "
+                 "lie between theirs; on the seven categories hidden 64 for 2 epochs and hidden 128 for 1, 1.7x their "
+                 "FLOPs, and for 2; hidden 256 for 1, 3.0x hidden 128's, and for 2), each against from scratch at its "
+                 "own size. Minutes: the pre-training's wall clock, evaluation included, on its run's machine and "
+                 "threads (see its record).\n\n"
                  f"{size_table(sizes, target)}\n")
     return body
 

@@ -53,8 +53,7 @@ def main(argv=None):
         if unknown:
             raise KeyError(
                 f"unknown property {', '.join('--' + k for k in unknown)} for model {config['model']} "
-                f"on {config['dataset']} "
-                "(not in any default yaml; check the spelling)"
+                f"on {config['dataset']} (not in any default yaml; check the spelling)"
             )
         result = run_recbole(
             model=args.model, dataset=args.dataset, config_file_list=config_files, saved=not args.no_save

@@ -18,8 +18,8 @@ def use_fused_gelu(model):
     SASRec step on a 2-core CPU. Applied to every model that goes through our trainer, so benchmarks stay fair.
     """
     for module in model.modules():
-        act = getattr(module, "intermediate_act_fn", None)
-        if isinstance(module, FeedForward) and getattr(act, "__func__", None) is FeedForward.gelu:
+        if (isinstance(module, FeedForward)
+                and getattr(module.intermediate_act_fn, "__func__", None) is FeedForward.gelu):
             module.intermediate_act_fn = F.gelu
 
 
