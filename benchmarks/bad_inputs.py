@@ -4,7 +4,8 @@ message: the table in docs/reliability.md.
     python benchmarks/bad_inputs.py        # about 3 minutes on 2 CPU cores; writes results/bad_inputs.json
 
 Each case runs in a fresh folder as its own process (the command line a user types); the message is the last line
-the command wrote to stderr that says "error:" (or its last line). The tests (tests/test_bad_inputs.py, test_checkpoints.py) assert the same behaviour.
+the command wrote to stderr that says "error:" (or its last line). The tests (tests/test_bad_inputs.py,
+test_checkpoints.py) assert the same behaviour.
 """
 
 import gzip
@@ -18,8 +19,8 @@ import time
 from common import machine_line, markdown_table, write_results
 
 PY = sys.executable
-TINY = ["--config_files=toy.yaml", "--MAX_ITEM_LIST_LENGTH=10", "--hidden_size=16", "--inner_size=32", "--n_layers=1", "--n_heads=2",
-        "--train_neg_count=10", "--tokenizer_vocab_size=60", "--epochs=1", "--show_progress=False"]
+TINY = ["--config_files=toy.yaml", "--MAX_ITEM_LIST_LENGTH=10", "--hidden_size=16", "--inner_size=32", "--n_layers=1",
+        "--n_heads=2", "--train_neg_count=10", "--tokenizer_vocab_size=60", "--epochs=1", "--show_progress=False"]
 ITEM_HEADER = "item_id:token\ttitle:token\tbrand:token\n"
 
 
@@ -143,7 +144,8 @@ CASES = [
      [*RECOMMEND, "shared_model.pth", "--histories", "h.txt"]),
     ("`scaling fit` on a sweep with too few points", few_points,
      [PY, "-m", "recbole_srt.scaling", "fit", "sweep.jsonl", "--out", "fit"]),
-    ("a stalled (stopped) torchrun process (exit code: torchrun's; the process that waited exits 2)", lambda d: (atomic(d, "toy", GOOD_ITEMS), write(d, "stalled.py", STALLED))[0],
+    ("a stalled (stopped) torchrun process (exit code: torchrun's; the process that waited exits 2)",
+     lambda d: (atomic(d, "toy", GOOD_ITEMS), write(d, "stalled.py", STALLED))[0],
      [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "stalled.py", "--model=SRT",
       "--dataset=toy", "--data_path=.", *TINY, "--train_batch_size=64", "--gpu_id=''", "--dist_timeout=5"]),
 ]
@@ -164,7 +166,8 @@ def run_case(description, setup, command):
         done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=600,
                               env={**os.environ, "OMP_NUM_THREADS": "1"})
         message = last_line(done.stderr) or last_line(done.stdout)
-        warnings = [line.strip() for line in (done.stderr + done.stdout).splitlines() if "repeat an earlier item id" in line]
+        warnings = [line.strip() for line in (done.stderr + done.stdout).splitlines()
+                    if "repeat an earlier item id" in line]
         shown = " ".join(part if part.startswith("-") or part == "{ckpt}" else os.path.basename(part)
                          for part in command[1:] if part not in TINY)
         return {"input": description, "command": shown, "exit_code": done.returncode,

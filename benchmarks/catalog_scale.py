@@ -24,8 +24,8 @@ import time
 
 import torch
 
-from common import (RESULTS_DIR, first_batches, machine, machine_line, markdown_table, prepare, seconds_per_step, trainer_for,
-                    write_results)
+from common import (RESULTS_DIR, first_batches, machine, machine_line, markdown_table, prepare, seconds_per_step,
+                    trainer_for, write_results)
 
 MEASUREMENTS = ["data", "candidates", "eval sampled10000", "eval full", "train SRT-1K", "train SASRec-CE"]
 MODEL = {"hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2, "MAX_ITEM_LIST_LENGTH": 50}

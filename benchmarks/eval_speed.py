@@ -1,7 +1,8 @@
 """Evaluation speed: one test pass of the same model over the same users, RecBole's modes vs our sampled ones.
 
     python benchmarks/eval_speed.py [--model SASRec] [--dataset ml-100k] [--long]
-    python benchmarks/eval_speed.py --model SRT --dataset Amazon_Beauty --config_files data/Amazon_Beauty/Amazon_Beauty.yaml --no_uni
+    python benchmarks/eval_speed.py --model SRT --dataset Amazon_Beauty \\
+        --config_files data/Amazon_Beauty/Amazon_Beauty.yaml --no_uni
 
 Targets (issue 3): our 10K-sampled pass >= 20x faster than RecBole's uni100, and within 1.5x of RecBole's full sort.
 """
@@ -28,7 +29,8 @@ BASE = {
 
 def time_test_pass(model_name, dataset, mode, extra, state_dict, dataset_settings):
     config, model, train, _, test = prepare(model_name, dataset, {
-        **dataset_settings, **BASE, **extra, "eval_args": {**BASE["eval_args"], "mode": {"valid": "full", "test": mode}}})
+        **dataset_settings, **BASE, **extra,
+        "eval_args": {**BASE["eval_args"], "mode": {"valid": "full", "test": mode}}})
     if state_dict is not None:
         model.load_state_dict(state_dict)
     trainer = trainer_for(config, model, train)
@@ -64,7 +66,8 @@ def main():
     ]
     state_dict, records = None, []
     for label, mode, extra in modes:
-        seconds, result, state_dict = time_test_pass(args.model, args.dataset, mode, extra, state_dict, dataset_settings)
+        seconds, result, state_dict = time_test_pass(args.model, args.dataset, mode, extra, state_dict,
+                                                     dataset_settings)
         records.append({"label": label, "mode": mode, "extra": extra, "seconds": seconds, "result": dict(result)})
         print(f"{label}: {seconds:.2f}s {dict(result)}", flush=True)
     by_label = {r["label"]: r["seconds"] for r in records}

@@ -5,7 +5,8 @@ learn those weights too, and how fast? This scores each model's history-match te
 beside the whole model, on one target's test users and candidates, and lists the weights.
 
     python benchmarks/history_match_weights.py --name beauty --target data/Amazon_Beauty/Amazon_Beauty.yaml --seed 1 \\
-        --runs "release=pretrained/srt-1k-amazon7-text-match/srt-1k-amazon7-text-match.pth" "from scratch=saved/SRT-A.pth"
+        --runs "release=pretrained/srt-1k-amazon7-text-match/srt-1k-amazon7-text-match.pth" \\
+        "from scratch=saved/SRT-A.pth"
 
 A run is any SRT checkpoint or release with history match, built on the target as `pretrained_model` with no
 training step (every weight and the tokenizer are the checkpoint's; a run trained on the target is so its own

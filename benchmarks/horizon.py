@@ -64,7 +64,8 @@ def table(payload):
              "for every model). Teacher-forced step j: the true history before the j-th held-out item; autoregressive "
              "step j: the history before the first, then the model's own top-1 items. Found: the share of the k "
              "held-out items among the k generated ones (autoregressive row) or among step 1's top-5 list "
-             "(teacher-forced row). Cost: the horizon evaluation's wall time over one one-step pass over the same users."]
+             "(teacher-forced row). Cost: the horizon evaluation's wall time over one one-step pass over the same "
+             "users."]
     notes += [f"{run['label']}: trained {run['train_s']:.0f} s ({run['stopped_by']}), valid NDCG@5 "
               f"{run['valid_ndcg@5']:.4f}; evaluation {run['one_step_eval_s']:.1f} s one step, "
               f"{run['horizon_eval_s']:.1f} s over the horizon" for run in payload["runs"]]

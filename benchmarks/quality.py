@@ -12,12 +12,12 @@ same for every run, and appends one JSON line per run as soon as it finishes: an
 stopped (runs already in the file are skipped, a run killed mid-way goes on from its last validated epoch), and
 `--extend` continues the runs a `--time_limit` or `--epoch_limit` stopped, under the new call's limits:
 
-    python benchmarks/quality.py run --datasets ml-1m --models SRT-1K --variants history_match --seeds 1 \
+    python benchmarks/quality.py run --datasets ml-1m --models SRT-1K --variants history_match --seeds 1 \\
         --epoch_limit 12 --extend --results benchmarks/results/quality_cpu.jsonl
 
 `table` prints the markdown summary (mean ± std over seeds);
-`python -m benchmarks.report` writes it into the documentation. Datasets other than RecBole's shipped ml-100k are read from `--data_path/NAME/NAME.yaml`, as written by
-`python -m dataset_scripts`.
+`python -m benchmarks.report` writes it into the documentation. Datasets other than RecBole's shipped ml-100k are
+read from `--data_path/NAME/NAME.yaml`, as written by `python -m dataset_scripts`.
 """
 
 import argparse
@@ -197,8 +197,8 @@ def table(records):
     header = ["dataset", "model", "variant", "seeds", "test NDCG@5", "test HIT@5", "valid NDCG@5",
               "best epoch/run", "s/epoch", "device"]
     machines = sorted({json.dumps({k: r["machine"][k] for k in ("cpu", "device", "torch")}) for r in records})
-    return (markdown_table(header, rows) + "\n\n`*` stopped by a time or epoch limit, not by early stopping.\n\nMachines: "
-            + "; ".join(machines) + "\n")
+    return (markdown_table(header, rows) + "\n\n`*` stopped by a time or epoch limit, not by early stopping."
+            + "\n\nMachines: " + "; ".join(machines) + "\n")
 
 
 def trained_epochs(record):

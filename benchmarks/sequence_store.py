@@ -7,9 +7,10 @@ For each size (interactions; users and items in the APD's proportions, 21M and 9
 dataset is generated (`dataset_scripts.synthetic`) and converted into a store (`--store`, streamed); every
 measurement then runs in a fresh process of its own, so its peak RSS (VmHWM) is its own:
 - generate / convert store (and convert atomic where the in-memory path is measured): wall time, peak RSS;
-- train store / train memory (/ train store in `--torchrun N` processes, each one's peak RSS): SRT-1K L2-H2-D64 (length 50, batch 512) as run_recbole builds it: seconds from start
-  to the first training step, training steps per second, the loader's own batches per second with the model removed,
-  peak RSS, and sampled10000 evaluation of `--eval-users` seeded users (`eval_user_sample`), seconds per user;
+- train store / train memory (/ train store in `--torchrun N` processes, each one's peak RSS): SRT-1K L2-H2-D64
+  (length 50, batch 512) as run_recbole builds it: seconds from start to the first training step, training steps
+  per second, the loader's own batches per second with the model removed, peak RSS, and sampled10000 evaluation of
+  `--eval-users` seeded users (`eval_user_sample`), seconds per user;
 - stream epoch (`--stream-epoch`): every training batch of one epoch cut from the store with no model, the samples
   counted against the epoch's size, wall time and peak RSS.
 Records are appended to a JSONL file as they come (a rerun skips what is there), then tabulated.

@@ -20,7 +20,8 @@ from common import RESULTS_DIR, machine_line, markdown_table, prepare, trainer_f
 from run_state import Progress
 
 PROTOCOL = {
-    "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": {"valid": "sampled10000", "test": "sampled10000"}},
+    "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO",
+                  "mode": {"valid": "sampled10000", "test": "sampled10000"}},
     "metrics": ["NDCG", "Hit"],
     "topk": [5, 10],
     "valid_metric": "NDCG@5",
@@ -29,7 +30,8 @@ PROTOCOL = {
     "weight_decay": 1e-5,
     "learner": "adam",
     "seed": 2020,
-    "sampled_eval_args": {"distribution": "uniform", "replacement": False, "seed": 2020},  # same candidates for every seed
+    # the same candidates for every seed
+    "sampled_eval_args": {"distribution": "uniform", "replacement": False, "seed": 2020},
     "show_progress": False,
     "state": "WARNING",
 }
@@ -42,7 +44,8 @@ PRESETS = {
              "inner_size": 256, "n_layers": 2, "n_heads": 2, "gpu_id": "0"},
 }
 MODELS = {
-    "SASRec (BPR, 1 neg)": ("SASRec", {"loss_type": "BPR", "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}}),
+    "SASRec (BPR, 1 neg)": ("SASRec", {"loss_type": "BPR",
+                                       "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}}),
     "SASRec-CE": ("SASRec", {"loss_type": "CE", "train_neg_sample_args": None}),
     "BERT4Rec": ("BERT4Rec", {}),
     "SRT-10": ("SRT", {"train_neg_count": 10}),
@@ -165,7 +168,8 @@ def main():
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[2020], help="one run per model and seed")
-    parser.add_argument("--name", default=None, help="results/<name>.{json,png} (default: side_by_side_<preset>_<dataset>...)")
+    parser.add_argument("--name", default=None,
+                        help="results/<name>.{json,png} (default: side_by_side_<preset>_<dataset>...)")
     args = parser.parse_args()
 
     settings = {**PROTOCOL, **PRESETS[args.preset]}
@@ -207,8 +211,9 @@ def table(payload):
     def cell(row, metric):
         return f"{row[metric]:.4f} ± {row[metric + '_std']:.4f}" if spread else f"{row[metric]:.4f}"
 
-    rows = [[r["label"], cell(r, "ndcg@5"), cell(r, "hit@5"), f"{r['params_total']:,}", f"{r['params_non_embedding']:,}",
-             f"{r['seconds_per_epoch']:.1f}", f"{','.join(map(str, r['epochs_to_best']))}/{r['epochs_run']}"]
+    rows = [[r["label"], cell(r, "ndcg@5"), cell(r, "hit@5"), f"{r['params_total']:,}",
+             f"{r['params_non_embedding']:,}", f"{r['seconds_per_epoch']:.1f}",
+             f"{','.join(map(str, r['epochs_to_best']))}/{r['epochs_run']}"]
             for r in summary]
     header = ["model", "NDCG@5", "HIT@5", "params", "non-emb. params", "s/epoch", "best epoch/run"]
     return f"{title(payload)}\n\n{markdown_table(header, rows)}\n\n{machine_line(payload['machine'])}\n"

@@ -69,7 +69,8 @@ def rows(pretrained):
              ("text: TF-IDF cosine to the last 3 items (weights 1, 0.5, 0.25)", text, "lexical", 3, False),
              ("text: cosine to the last item, history items left out", text, "lexical", 1, True),
              ("text: cosine to the last 3 items, history items left out", text, "lexical", 3, True),
-             ("text: the same, hashed to 256 buckets per field", {**text, "lexical_match_dim": 256}, "lexical", 3, True)]
+             ("text: the same, hashed to 256 buckets per field", {**text, "lexical_match_dim": 256}, "lexical", 3,
+              True)]
     if pretrained:
         model = {"pretrained_model": pretrained}
         found += [("pre-trained SRT zero-shot", model, "model", 0, False),

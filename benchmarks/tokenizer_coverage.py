@@ -46,7 +46,8 @@ def coverage(target_text, tokenizer, pretraining_text):
             "values": len(target),
             "occurrences_seen_in_pretraining": (sum(p in seen for p in occurrences) / len(occurrences)
                                                 if pretraining_text else None),
-            "distinct_seen_in_pretraining": sum(p in seen for p in distinct) / len(distinct) if pretraining_text else None}
+            "distinct_seen_in_pretraining": (sum(p in seen for p in distinct) / len(distinct)
+                                             if pretraining_text else None)}
 
 
 def main():

@@ -99,8 +99,9 @@ def table(payload):
         rows.append([bucket["bucket"], f"{bucket['users']:,} ({bucket['users'] / runs[0]['buckets'][-1]['users']:.0%})",
                      *("-" if n is None else f"{n:.4f}" for n in ndcgs), ratio,
                      *("-" if m is None else f"{m:,}" for m in medians)])
-    title = (f"{payload['dataset']}, test NDCG@{K} against {payload['negatives']:,} sampled negatives by the test item's interactions in the training split "
-             f"(seed {payload['seed']}; checkpoints: " + ", ".join(f"{r['label']} `{r['checkpoint']}`" for r in runs) + ")")
+    checkpoints = ", ".join(f"{r['label']} `{r['checkpoint']}`" for r in runs)
+    title = (f"{payload['dataset']}, test NDCG@{K} against {payload['negatives']:,} sampled negatives by the test "
+             f"item's interactions in the training split (seed {payload['seed']}; checkpoints: {checkpoints})")
     return f"{title}\n\n{markdown_table(header, rows)}\n\n{machine_line(payload['machine'])}\n"
 
 

@@ -8,7 +8,7 @@ NDCG@5 / HIT@5, the same candidates).
     python benchmarks/transfer_table4.py run --seeds 2 --pretrain-seed 1 ...   # seed 2 fine-tuned from seed 1's
     python benchmarks/transfer_table4.py run --rows finetune_full_ewc_scratch_epochs --ewc-lambda 10000 ...
     python benchmarks/transfer_table4.py table     # prints the table, draws the figure beside the JSONL
-    python benchmarks/transfer_table4.py run --variant history_match --pretrained pretrained/NAME/NAME.pth \
+    python benchmarks/transfer_table4.py run --variant history_match --pretrained pretrained/NAME/NAME.pth \\
         --target-users 0.1 --rows scratch_variant finetune_full_scratch_epochs   # where does pre-training pay?
 
 A variant changes the pre-training only, one thing against the variant it names in `from` (VARIANTS in
@@ -258,12 +258,12 @@ def main():
                         help="train every row on the target for this many epochs (the schedule's length) instead of "
                              "the budget's: does pre-training pay when training time is short?")
     parser.add_argument("--ewc-lambda", type=strength, default=100,
-                        help="EWC strength of the rows with EWC (default 100: the paper's number, though with our batch "
-                             "Fisher its strength is about 37,000; see recbole_srt/transfer/ewc.py)")
+                        help="EWC strength of the rows with EWC (default 100: the paper's number, though with our "
+                             "batch Fisher its strength is about 37,000; see recbole_srt/transfer/ewc.py)")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="peak learning rate of every row trained on the target (default: the budget's, 0.002 on "
-                             "cpu); a pre-training run here keeps the budget's. Is the fine-tuning's best rate another? "
-                             "Table 4's page puts such rows by peak learning rate")
+                             "cpu); a pre-training run here keeps the budget's. Is the fine-tuning's best rate "
+                             "another? Table 4's page puts such rows by peak learning rate")
     parser.add_argument("--pretrained", default=None,
                         help="checkpoint or release of the variant's pre-training, for the pre-trained rows (default: "
                              "pre-train here)")

@@ -47,11 +47,13 @@ VARIANTS = {
     # weights); on the target too (`target_settings`, its own from-scratch row). 2 pre-training epochs, not 6, to fit
     # a CPU session: two changes against seven_categories.
     "history_match": {"from": "seven_categories", "corpus": "seven_categories", "target_text": True,
-                      "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256, "repeat_match": True},
+                      "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256,
+                                   "repeat_match": True},
                       "target_settings": {"lexical_match_dim": 256, "repeat_match": True}, "pretrain_epochs": 2},
     # The same heads for the Toys target, pre-trained on Games alone: one change against games_only.
     "history_match_games": {"from": "games_only", "corpus": "games",
-                            "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256, "repeat_match": True},
+                            "settings": {"neg_sampling_scope": "source", "lexical_match_dim": 256,
+                                         "repeat_match": True},
                             "target_settings": {"lexical_match_dim": 256, "repeat_match": True}},
     # Toys' item text in the Games tokenizer too: under Games' alone, Toys' fine-tuning (its tokenizer the
     # checkpoint's) ends below from scratch (its own). One change against history_match_games.

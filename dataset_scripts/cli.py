@@ -30,7 +30,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m dataset_scripts", description="Convert public interaction data and item text into a "
         "RecBole dataset for SRT.", epilog=FORMATS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("format", choices=sorted(READERS), metavar="FORMAT", help=f"one of {', '.join(sorted(READERS))}")
+    parser.add_argument("format", choices=sorted(READERS), metavar="FORMAT",
+                        help=f"one of {', '.join(sorted(READERS))}")
     parser.add_argument("--input", nargs="+", required=True, metavar="PATH",
                         help="the dataset's folder (files found by their usual names) or the files themselves; "
                         "several folders are combined into one dataset (ids prefixed with each folder's name)")
@@ -42,8 +43,10 @@ def parse_args(argv):
                         help="datasets of the same format whose item text also trains the tokenizer (their "
                         "interactions are not used): e.g. the catalog a pre-trained model will be fine-tuned on")
     parser.add_argument("--vocab-size", type=int, default=30000,
-                        help="vocabulary of the trained tokenizer (default 30000 as in the paper; reduced for small text)")
-    parser.add_argument("--kcore", type=int, metavar="K", help="iteratively keep users and items with >= K interactions")
+                        help="vocabulary of the trained tokenizer (default 30000 as in the paper; reduced for small "
+                        "text)")
+    parser.add_argument("--kcore", type=int, metavar="K",
+                        help="iteratively keep users and items with >= K interactions")
     parser.add_argument("--sample-users", type=_sample_size, metavar="N|FRACTION",
                         help="keep all interactions of N random users (or a fraction); nested across sizes")
     parser.add_argument("--seed", type=int, default=2020, help="seed of --sample-users and the growth report")
@@ -75,9 +78,9 @@ def main(argv=None):
         return 2
     bad = sum(e["bad"] for e in stats["malformed_lines"].values())
     print(f"{args.name}: {stats['n_users']:,} users, {stats['n_items']:,} items, {stats['n_interactions']:,} "
-          f"interactions ({stats['avg_interactions_per_user']:.2f}/user, {stats['avg_interactions_per_item']:.2f}/item); "
-          f"{stats['items_without_text']} items without text; {stats['duplicates_removed']} duplicate interactions removed; "
-          f"{bad} malformed lines skipped")
+          f"interactions ({stats['avg_interactions_per_user']:.2f}/user, "
+          f"{stats['avg_interactions_per_item']:.2f}/item); {stats['items_without_text']} items without text; "
+          f"{stats['duplicates_removed']} duplicate interactions removed; {bad} malformed lines skipped")
     for name, entry in (stats["sources"] or {}).items():
         print(f"  source {name} ({entry['path']}): {entry['users']:,} users, {entry['items']:,} items, "
               f"{entry['interactions']:,} interactions")
@@ -85,7 +88,8 @@ def main(argv=None):
         print(f"  {path}: {entry['rows']} rows repeat an earlier item id (first at lines {entry['first']}); the "
               "first row of each id kept")
     for path, entry in stats["malformed_lines"].items():
-        print(f"  {path}: {entry['bad']} malformed of {entry['total']} (first at lines {entry['first']}): {entry['reasons']}")
+        print(f"  {path}: {entry['bad']} malformed of {entry['total']} (first at lines {entry['first']}): "
+              f"{entry['reasons']}")
     if stats["tokenizer"]["source"] == "trained":
         print(f"  tokenizer: {stats['tokenizer']['path']} ({stats['tokenizer']['vocab_size']} pieces)")
         for path, count in stats["tokenizer"]["extra_text"].items():

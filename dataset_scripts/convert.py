@@ -138,7 +138,8 @@ def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kco
                               "requested_vocab_size": vocab_size, "vocab_size": pieces,
                               "extra_text": extra_counts}
             if pieces < vocab_size:
-                logger.warning(f"tokenizer: vocabulary reduced from {vocab_size} to {pieces}: the item text is too small")
+                logger.warning(f"tokenizer: vocabulary reduced from {vocab_size} to {pieces}: the item text is too "
+                               "small")
         _write_inter(os.path.join(tmp_dir, f"{name}.inter"), interactions, raw.extra_inter_columns)
         _write_item(os.path.join(tmp_dir, f"{name}.item"), items, raw.text_fields)
         if store:
@@ -159,7 +160,8 @@ def convert(fmt, inputs, name, output_dir, tokenizer=None, vocab_size=30000, kco
             "items_without_text": sum(all(v is None for v in t.values()) for t in items.values()),
             "missing_text_per_field": {f: sum(t[f] is None for t in items.values()) for f in raw.text_fields},
             "items_without_metadata": missing_metadata,
-            "sequence_length": {"min": int(lengths.min()), "median": float(np.median(lengths)), "max": int(lengths.max())},
+            "sequence_length": {"min": int(lengths.min()), "median": float(np.median(lengths)),
+                                "max": int(lengths.max())},
             "rows_read": n_read,
             "duplicates_removed": duplicates,
             "kcore": {"k": kcore_k, "rows_removed": n_read - duplicates - after_kcore} if kcore_k else None,

@@ -124,7 +124,8 @@ def _amazon(inputs, bad, year):
             raise InputError(f"no reviews file found in --input {list(inputs)} (only metadata {reviews})")
     meta = find_file(inputs, ["meta_*.json.gz", "meta_*.json"], "metadata (meta_<Category>.json)")
     if reviews.endswith(".csv"):
-        columns = ["user_id", "item_id", "rating", "timestamp"] if year == 2014 else ["item_id", "user_id", "rating", "timestamp"]
+        columns = (["user_id", "item_id", "rating", "timestamp"] if year == 2014
+                   else ["item_id", "user_id", "rating", "timestamp"])
         interactions = _rating_csv_rows(reviews, bad, columns)
     else:
         interactions = _review_rows(reviews, bad, python_literal)
@@ -209,7 +210,8 @@ def _movies(path, bad):
 
 def read_movielens(inputs, bad, text_fields=None):
     movies = _movies(find_file(inputs, ["movies.dat"], "movies (movies.dat)"), bad)
-    ratings = find_file(inputs, ["ratings.dat", "user_sequence.txt.gz", "user_sequence.txt"], "ratings (ratings.dat) or sequences")
+    ratings = find_file(inputs, ["ratings.dat", "user_sequence.txt.gz", "user_sequence.txt"],
+                        "ratings (ratings.dat) or sequences")
     if os.path.basename(ratings) != "ratings.dat":
         return RawDataset(ordinal_interactions(_sequence_file(ratings, bad)), movies, ["title", "genres"])
     users, items, times, values = [], [], [], []
@@ -255,7 +257,8 @@ def read_recbole(inputs, bad, text_fields=None):
         frame["timestamp"] = frame.groupby("user_id").cumcount().astype("float64")
     extra = {n: h for n, h in zip(names, header) if n not in ("user_id", "item_id", "timestamp")}
     items = read_recbole_item_file(item_file, bad, text_fields)
-    return RawDataset(frame[["user_id", "item_id", "timestamp", *extra]].reset_index(drop=True), items, text_fields, extra)
+    return RawDataset(frame[["user_id", "item_id", "timestamp", *extra]].reset_index(drop=True), items, text_fields,
+                      extra)
 
 
 READERS = {

@@ -7,18 +7,21 @@ import torch
 
 ML100K = os.path.join(os.path.dirname(recbole.__file__), "dataset_example", "ml-100k")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_RAW_CANDIDATES = (os.path.join(REPO, "..", "shared", "datasets", "raw"), os.path.join(REPO, "shared", "datasets", "raw"))
+SHARED_RAW_CANDIDATES = (os.path.join(REPO, "..", "shared", "datasets", "raw"),
+                         os.path.join(REPO, "shared", "datasets", "raw"))
 
 
 def pytest_report_header(config):
-    return "tests marked shared_data (need ../shared/datasets/raw or RECBOLE_SRT_RAW_DATA) run with `pytest -m shared_data`"
+    return ("tests marked shared_data (need ../shared/datasets/raw or RECBOLE_SRT_RAW_DATA) run with "
+            "`pytest -m shared_data`")
 
 
 @pytest.fixture(scope="session")
 def shared_raw():
     """The shared raw datasets: beside the checkout (CI, developers), inside it, or at RECBOLE_SRT_RAW_DATA. Only
     tests marked `shared_data` use it, and they fail (never skip) when it is missing."""
-    candidates = [os.environ["RECBOLE_SRT_RAW_DATA"]] if os.environ.get("RECBOLE_SRT_RAW_DATA") else SHARED_RAW_CANDIDATES
+    override = os.environ.get("RECBOLE_SRT_RAW_DATA")
+    candidates = [override] if override else SHARED_RAW_CANDIDATES
     found = next((p for p in candidates if os.path.isdir(p)), None)
     if found is None:
         pytest.fail(f"shared raw data not found at {' or '.join(candidates)} (set RECBOLE_SRT_RAW_DATA)")

@@ -23,7 +23,8 @@ def run_cli(args, capsys):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["--epochs=-1", "--lr_schedule=constant"], "setting epochs: expected an integer >= 0, got -1 (from the command line)"),
+    (["--epochs=-1", "--lr_schedule=constant"],
+     "setting epochs: expected an integer >= 0, got -1 (from the command line)"),
     (["--epochs=-1"], "setting epochs: expected an integer >= 0, got -1"),
     (["--epochs=abc"], "setting epochs: expected an integer, got 'abc'"),
     (["--epochs=2.5"], "setting epochs: expected an integer, got 2.5"),
@@ -44,12 +45,14 @@ def test_bad_settings_on_the_command_line_are_named_before_anything_runs(fast_co
 
 
 def test_bad_settings_from_python_name_the_config_dict(fast_config):
-    with pytest.raises(ValueError, match=r"setting train_batch_size: expected an integer >= 1, got 0 \(from the config dict\)"):
+    with pytest.raises(ValueError,
+                       match=r"setting train_batch_size: expected an integer >= 1, got 0 \(from the config dict\)"):
         run_recbole("SRT", "ml40", config_dict={**fast_config, **ML_TEXT, "train_batch_size": 0})
 
 
 def test_top_k_lists_longer_than_the_catalog_are_named(fast_config):
-    with pytest.raises(ValueError, match=r"setting topk: \[5, 500\] asks for top-500 lists, but dataset 'beauty_toy' has 30"):
+    with pytest.raises(ValueError,
+                       match=r"setting topk: \[5, 500\] asks for top-500 lists, but dataset 'beauty_toy' has 30"):
         prepare("SRT", "beauty_toy", config_dict={**fast_config, **TOY_TEXT, "topk": [5, 500]})
 
 
@@ -89,7 +92,8 @@ def test_a_truncated_gzip_input_names_the_file_and_writes_nothing(tmp_path, caps
     (folder / "user_sequence.txt.gz").write_bytes(data[: len(data) // 2])
     (folder / "X.item").write_text("item_id:token\ttitle:token\tbrand:token\n" +
                                    "".join(f"i{i}\tthing {i}\tb\n" for i in range(50)))
-    code = dataset_scripts_main(["sequences", "--input", str(folder), "--name", "x", "--output-dir", str(tmp_path / "out")])
+    code = dataset_scripts_main(["sequences", "--input", str(folder), "--name", "x",
+                                 "--output-dir", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2
     assert f"{folder / 'user_sequence.txt.gz'}: truncated or corrupt compressed file, read up to line" in err

@@ -121,7 +121,8 @@ def test_a_checkpoint_from_before_data_only_opens_only_when_trusted(fast_config,
     config, *_ = load_data_and_model(result["saved_model_file"])
     legacy = tmp_path / "legacy.pth"
     torch.save({**checkpoint, "config": config}, str(legacy), pickle_protocol=2)  # the Config object itself
-    with pytest.raises(CheckpointError, match=r"legacy.pth holds pickled objects \(recbole.utils.enum_type.EvaluatorType"):
+    with pytest.raises(CheckpointError,
+                       match=r"legacy.pth holds pickled objects \(recbole.utils.enum_type.EvaluatorType"):
         load_data_and_model(str(legacy))
     trusted_config, model, *_ = load_data_and_model(str(legacy), trust_checkpoint=True)
     assert trusted_config["n_layers"] == config["n_layers"]

@@ -74,7 +74,8 @@ def test_amazon2018_json_and_ratings_csv(tmp_path):
     folder = tmp_path / "a18"
     folder.mkdir()
     write(folder / "Toy.csv", "A,U1,5.0,100\nB,U1,4.0,101\nA,U2,3.0,102\n")  # item,user,rating,time
-    write(folder / "meta_Toy.json", "\n".join(json.dumps({"asin": a, "title": f"Item {a}", "brand": "Acme"}) for a in "AB") + "\n")
+    write(folder / "meta_Toy.json",
+          "\n".join(json.dumps({"asin": a, "title": f"Item {a}", "brand": "Acme"}) for a in "AB") + "\n")
     stats = convert("amazon2018", [str(folder / "Toy.csv"), str(folder / "meta_Toy.json")], "t18", tmp_path / "out",
                     vocab_size=40)
     assert (stats["n_users"], stats["n_items"], stats["n_interactions"]) == (2, 2, 3)
@@ -108,7 +109,8 @@ def test_sequences_keep_order_and_read_quoted_item_file(tmp_path):
 def test_movielens_latin1_and_genres(tmp_path):
     folder = tmp_path / "ml"
     folder.mkdir()
-    write(folder / "movies.dat", "1::Toy Story (1995)::Animation|Children's|Comedy\n73::Misérables, Les (1995)::Drama|Musical\n",
+    write(folder / "movies.dat",
+          "1::Toy Story (1995)::Animation|Children's|Comedy\n73::Misérables, Les (1995)::Drama|Musical\n",
           encoding="latin-1")
     write(folder / "ratings.dat", "1::73::5::978300760\n1::1::3::978300000\n2::1::4::978300001\n")
     stats = convert("movielens", [str(folder)], "ml", tmp_path / "out", vocab_size=40)
@@ -123,7 +125,8 @@ def test_movielens_latin1_and_genres(tmp_path):
 def test_recbole_format_normalises_text_and_keeps_columns(tmp_path):
     folder = tmp_path / "rb"
     folder.mkdir()
-    write(folder / "rb.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float\nu\ta\t4\t10\nu\tb\t5\t11\n")
+    write(folder / "rb.inter",
+          "user_id:token\titem_id:token\trating:float\ttimestamp:float\nu\ta\t4\t10\nu\tb\t5\t11\n")
     write(folder / "rb.item", "item_id:token\ttitle:token\tbrand:token\na\tA  &amp; B\tX\nb\tC\t\n")
     convert("recbole", [str(folder)], "rb", tmp_path / "out", vocab_size=20)
     items = read_item(tmp_path / "out", "rb").set_index("item_id:token")
@@ -168,7 +171,8 @@ def test_kcore_is_iterative_and_duplicates_are_dropped(tmp_path):
     rows = [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "b"), ("u3", "a"), ("u3", "c")]
     frame = pd.DataFrame(rows, columns=["user_id", "item_id"]).assign(timestamp=1.0)
     # k=2: item c (1 interaction) goes, then u3 has 1 left and goes, then a and b keep 2 each.
-    assert sorted(map(tuple, kcore(frame, 2)[["user_id", "item_id"]].to_numpy())) == [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "b")]
+    kept = sorted(map(tuple, kcore(frame, 2)[["user_id", "item_id"]].to_numpy()))
+    assert kept == [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "b")]
     folder = tmp_path / "seq"
     folder.mkdir()
     write(folder / "X.inter", "user_id:token\titem_id:token\ttimestamp:float\nu\ta\t1\nu\ta\t1\nu\tb\t2\n")
@@ -298,7 +302,8 @@ def test_synthetic_catalog_is_seeded_exact_and_popularity_skewed(tmp_path):
     assert stats["sequence_length"]["min"] >= 3 and stats["items_without_text"] == 0
     counts = read_inter(tmp_path / "out", "synth")["item_id:token"].value_counts()
     assert counts.iloc[:30].sum() > 5 * 12000 * 30 / 3000  # the top 1% of items: over 5x a uniform share
-    assert synthetic(["--items", "3000", "--users", "400", "--interactions", "1000", "--output", str(tmp_path / "c")]) == 2
+    assert synthetic(["--items", "3000", "--users", "400", "--interactions", "1000",
+                      "--output", str(tmp_path / "c")]) == 2
 
 
 def test_several_folders_combine_into_one_dataset_with_distinct_ids(tmp_path):
@@ -315,7 +320,8 @@ def test_several_folders_combine_into_one_dataset_with_distinct_ids(tmp_path):
     assert sources["amazon-beauty-sample"]["interactions"] == 4161 and sources["synth-shop"]["interactions"] == 600
     assert (stats["n_users"], stats["n_items"], stats["n_interactions"]) == (360, 2995, 4761)
     items = read_item(tmp_path / "out", "combined")["item_id:token"]
-    assert items.str.startswith("synth-shop:").sum() == 200 and items.str.startswith("amazon-beauty-sample:").sum() == 2795
+    assert items.str.startswith("synth-shop:").sum() == 200
+    assert items.str.startswith("amazon-beauty-sample:").sum() == 2795
     alone = convert("sequences", [beauty], "beauty_alone", tmp_path / "out", vocab_size=2000)
     assert alone["sources"] is None and alone["n_items"] == 2795
 

@@ -37,7 +37,8 @@ def two_processes(data_root, tmp_path_factory):
 
 def test_one_step_on_two_processes_equals_one_step_on_the_global_batch(two_processes, fast_config):
     ranks = [r["step"] for r in two_processes]
-    assert len(ranks[0]["samples"]) == len(ranks[1]["samples"]) == 8 and not set(ranks[0]["samples"]) & set(ranks[1]["samples"])
+    assert len(ranks[0]["samples"]) == len(ranks[1]["samples"]) == 8
+    assert not set(ranks[0]["samples"]) & set(ranks[1]["samples"])
     config, model, (train, _, _) = build("SASRec", "ml80", fast_config, loss_type="CE", hidden_dropout_prob=0.0,
                                          attn_dropout_prob=0.0, learner="sgd", train_batch_size=16, shuffle=False)
     trainer = SRTTrainer(config, model)
@@ -92,7 +93,8 @@ def test_cli_on_two_processes_trains_saves_and_the_checkpoint_reloads(launcher, 
     (tmp_path / "ml80.yaml").write_text(yaml.safe_dump(ML_TEXT))
     args = ["--model=SRT", "--dataset=ml80", "--config_files=ml80.yaml", f"--data_path={data_root}", "--epochs=2",
             "--MAX_ITEM_LIST_LENGTH=10", "--hidden_size=16", "--inner_size=32", "--n_layers=1", "--train_batch_size=64",
-            "--train_neg_count=20", "--tokenizer_vocab_size=300", "--gpu_id=''", f"--checkpoint_dir={tmp_path / 'saved'}"]
+            "--train_neg_count=20", "--tokenizer_vocab_size=300", "--gpu_id=''",
+            f"--checkpoint_dir={tmp_path / 'saved'}"]
     if launcher == "torchrun":
         done = torchrun(["-m", "recbole_srt.cli", *args], cwd=tmp_path)
     else:  # RecBole's key: processes spawned on this machine

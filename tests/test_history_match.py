@@ -63,7 +63,8 @@ def test_lexical_query_weights_each_recent_item_by_field_and_recency():
     seq, lengths = torch.tensor([[1, 2, 0], [3, 0, 0]]), torch.tensor([2, 1])
     scores = match.query(vectors[seq], lengths) @ vectors.T
     per_field = torch.einsum("afd,bfd->abf", vectors.view(5, 2, 512), vectors.view(5, 2, 512))
-    expected_0 = 2.0 * per_field[2, :, 0] + 1.0 * per_field[2, :, 1] + 0.5 * per_field[1, :, 0] + 3.0 * per_field[1, :, 1]
+    expected_0 = (2.0 * per_field[2, :, 0] + 1.0 * per_field[2, :, 1]
+                  + 0.5 * per_field[1, :, 0] + 3.0 * per_field[1, :, 1])
     expected_1 = 2.0 * per_field[3, :, 0] + 1.0 * per_field[3, :, 1]
     torch.testing.assert_close(scores, torch.stack([expected_0, expected_1]))
 
@@ -148,7 +149,8 @@ def test_history_match_settings_come_from_a_pretrained_checkpoint(data_root, tmp
 def test_recommend_adds_the_same_history_scores_as_evaluation(fast_config):
     from recbole_srt.recommend import recommend
 
-    _, model, (train, _, test) = build("SRT", "beauty_toy", fast_config, **HISTORY_MATCH, text_fields=["title", "brand"])
+    _, model, (train, _, test) = build("SRT", "beauty_toy", fast_config, **HISTORY_MATCH,
+                                       text_fields=["title", "brand"])
     with torch.no_grad():
         model.repeat_match.weight.fill_(50.0)  # history items first: recommend must add them as evaluation does
     model.eval()

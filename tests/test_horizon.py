@@ -124,7 +124,8 @@ def test_autoregressive_steps_generate_distinct_items_outside_the_history(fast_c
     # Step 3 by hand: the true history, then the first two generated items; the other true items are not negatives.
     length = config["MAX_ITEM_LIST_LENGTH"]
     histories = [(by_user[u][:-k] + row[:2])[-length:] for u, row in zip(users.tolist(), generated.tolist())]
-    batch = Interaction({"user_id": users, "item_id_list": torch.tensor([h + [0] * (length - len(h)) for h in histories]),
+    padded = torch.tensor([h + [0] * (length - len(h)) for h in histories])
+    batch = Interaction({"user_id": users, "item_id_list": padded,
                          "item_length": torch.tensor([len(h) for h in histories])})
     with torch.no_grad():
         scores = model.full_sort_predict(batch)
@@ -133,7 +134,8 @@ def test_autoregressive_steps_generate_distinct_items_outside_the_history(fast_c
     keep[:, 0] = False
     keep.scatter_(1, targets, False)
     ranks = ((scores > scores.gather(1, targets[:, 2:3])) & keep).sum(1)
-    assert result[f"ndcg@{top}@gen_step3"] == round(float(rank_metrics(ranks, [top], ["ndcg"])[f"ndcg@{top}"].mean()), 4)
+    expected = rank_metrics(ranks, [top], ["ndcg"])[f"ndcg@{top}"].mean()
+    assert result[f"ndcg@{top}@gen_step3"] == round(float(expected), 4)
     found = (targets.unsqueeze(2) == generated.unsqueeze(1)).any(2).double().mean(1).mean()
     assert result["horizon_found@generated"] == round(float(found), 4)
 

@@ -1,9 +1,11 @@
-"""House style that a reader notices: the package's lines fit the width setup.cfg declares for editors and linters."""
+"""House style that a reader notices: every Python file's lines fit the width setup.cfg declares for editors and
+linters (the package, the benchmarks, the dataset scripts, the properties and these tests)."""
 
 import configparser
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+FOLDERS = ("recbole_srt", "benchmarks", "dataset_scripts", "properties", "tests")
 
 
 def max_line_length():
@@ -12,9 +14,21 @@ def max_line_length():
     return config.getint("flake8", "max-line-length")
 
 
-def test_package_lines_fit_the_declared_width():
+def python_files():
+    return sorted(path for folder in FOLDERS for path in (ROOT / folder).rglob("*.py"))
+
+
+def test_the_house_style_covers_every_python_folder():
+    """A new top-level folder of Python code (not a virtual environment or a build) is checked too, or named here."""
+    outside = [entry.name for entry in ROOT.iterdir()
+               if entry.is_dir() and entry.name not in FOLDERS and not entry.name.startswith(".")
+               and entry.name != "build" and not (entry / "pyvenv.cfg").exists() and any(entry.rglob("*.py"))]
+    assert not outside, f"folders with Python files that tests/test_house_style.py does not check: {outside}"
+
+
+def test_python_lines_fit_the_declared_width():
     limit = max_line_length()
     long_lines = [f"{path.relative_to(ROOT)}:{number} ({len(line)} characters)"
-                  for path in sorted((ROOT / "recbole_srt").rglob("*.py"))
+                  for path in python_files()
                   for number, line in enumerate(path.read_text().splitlines(), 1) if len(line) > limit]
     assert not long_lines, f"lines over {limit} characters:\n" + "\n".join(long_lines)

@@ -70,7 +70,8 @@ def test_popularity_comes_from_the_training_split_only(fast_config):
     train_counts = torch.bincount(train._dataset.inter_feat["item_id"], minlength=model.n_items).double()
     expected = train_counts + 1.0
     expected[0] = 0.0
-    torch.testing.assert_close(model.negative_sampler.probabilities.double(), expected / expected.sum(), rtol=1e-6, atol=0)
+    torch.testing.assert_close(model.negative_sampler.probabilities.double(), expected / expected.sum(),
+                               rtol=1e-6, atol=0)
     held_out = torch.cat([valid._dataset.inter_feat["item_id"], test._dataset.inter_feat["item_id"]])
     assert (train_counts[held_out] == 0).any()  # some held-out items never seen in training: no leakage of them
 
@@ -119,7 +120,8 @@ def test_within_source_draws_stay_in_the_positives_source_with_their_frequencies
 def test_grouped_negatives_equal_per_sequence_negatives_of_the_same_sets():
     torch.manual_seed(0)
     seq, pos_emb, neg_emb = torch.randn(3, 4), torch.randn(3, 4), torch.randn(2, 5, 4)
-    pos_ids, neg_ids, group = torch.tensor([1, 2, 4]), torch.tensor([[1, 3, 3, 1, 3], [2, 5, 4, 4, 2]]), torch.tensor([0, 1, 1])
+    pos_ids, group = torch.tensor([1, 2, 4]), torch.tensor([0, 1, 1])
+    neg_ids = torch.tensor([[1, 3, 3, 1, 3], [2, 5, 4, 4, 2]])
     log_q = torch.randn(6)
     grouped = sampled_softmax_loss(seq, pos_emb, neg_emb, pos_ids, neg_ids, log_q, neg_group=group)
     per_sequence = sampled_softmax_loss(seq, pos_emb, neg_emb[group], pos_ids, neg_ids[group], log_q)

@@ -87,7 +87,8 @@ def test_popularity_without_replacement_matches_weighted_keys_and_is_batch_indep
 
 
 def test_uniform_candidates_cover_items_evenly():
-    candidates, _ = CandidateSampler(n_items=101, n_neg=20, seed=5)("test", torch.arange(20000), torch.ones(20000, dtype=torch.long))
+    sampler = CandidateSampler(n_items=101, n_neg=20, seed=5)
+    candidates, _ = sampler("test", torch.arange(20000), torch.ones(20000, dtype=torch.long))
     counts = torch.bincount(candidates.flatten(), minlength=101)[2:]  # item 1 is everyone's positive
     assert chisquare(counts.numpy()).pvalue > 0.001
 
@@ -142,7 +143,8 @@ def test_rank_metrics_from_zero_based_ranks():
     assert values["precision@5"].tolist() == pytest.approx([1 / 5, 1 / 5, 1 / 5, 0, 0])
 
 
-@pytest.mark.parametrize("n_neg, k", [(20, 5), (1000, 100)])  # candidates drawn; the complement (ml80: under 2,002 items)
+# candidates drawn; the complement (ml80: under 2,002 items)
+@pytest.mark.parametrize("n_neg, k", [(20, 5), (1000, 100)])
 def test_per_user_ranks_give_the_trainers_metrics(fast_config, n_neg, k):
     modes = {"valid": f"sampled{n_neg}", "test": f"sampled{n_neg}"}
     trainer, test = evaluate("SRT", fast_config, modes, topk=[k], valid_metric=f"NDCG@{k}")
@@ -164,7 +166,8 @@ def test_per_user_ranks_need_a_sampled_phase(fast_config):
 
 def test_constant_model_gets_random_level_metrics_through_the_trainer(fast_config, monkeypatch):
     trainer, test = evaluate("SASRec", fast_config, {"valid": "sampled20", "test": "sampled20"})
-    monkeypatch.setattr(trainer.model, "full_sort_predict", lambda inter: torch.zeros(len(inter), trainer.model.n_items))
+    monkeypatch.setattr(trainer.model, "full_sort_predict",
+                        lambda inter: torch.zeros(len(inter), trainer.model.n_items))
     result = trainer.evaluate(test, load_best_model=False)
     assert 0.08 < result["hit@5"] < 0.42  # random level 5/21 = 0.24 over 80 users
     assert result["ndcg@5"] < 0.3
@@ -185,7 +188,8 @@ def test_candidates_identical_across_models_and_batch_sizes(fast_config, monkeyp
 
     def record(self, interaction, item_ids):
         for user, row in zip(interaction["user_id"].tolist(), item_ids.tolist()):
-            seen.setdefault(self.config["model"] + str(self.config["eval_batch_size"]), {})[user] = (row[0], frozenset(row[1:]))
+            run = self.config["model"] + str(self.config["eval_batch_size"])
+            seen.setdefault(run, {})[user] = (row[0], frozenset(row[1:]))
         return original(self, interaction, item_ids)
 
     monkeypatch.setattr(SRTTrainer, "score_candidates", record)

@@ -71,9 +71,10 @@ def measured_step(model, batch):
     ("L1-H2-D32", 100, True, 0, False), ("L2-H2-D64", 200, True, 0, False), ("L4-H4-D64", 50, False, 0, False),
     ("L2-H2-D128", 100, True, 0, False), ("L2-H2-D64", 100, True, 48, False), ("L2-H2-D64", 100, True, 0, True)])
 def test_analytic_srt_step_flops_match_flop_counter(fast_config, arch, neg_count, shared, lexical, in_batch):
-    config, model, (train, _, _) = build("SRT", "ml80", unshaped(fast_config), architecture=arch, train_neg_count=neg_count,
-                                         shared_negatives=shared, train_batch_size=64, MAX_ITEM_LIST_LENGTH=20,
-                                         lexical_match_dim=lexical, in_batch_negatives=in_batch)
+    config, model, (train, _, _) = build("SRT", "ml80", unshaped(fast_config), architecture=arch,
+                                         train_neg_count=neg_count, shared_negatives=shared, train_batch_size=64,
+                                         MAX_ITEM_LIST_LENGTH=20, lexical_match_dim=lexical,
+                                         in_batch_negatives=in_batch)
     batch = next(iter(train))
     measured, distinct = measured_step(model, batch)
     analytic = flops.train_step_flops(model, config, len(batch))

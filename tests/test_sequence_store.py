@@ -161,7 +161,8 @@ def test_a_user_on_two_lines_is_an_error(tmp_path, capsys):
 
     with gzip.open(raw / "user_sequence.txt.gz", "at") as f:
         f.write("u3 i1 i2\n")
-    assert convert_main(["sequences", "--input", str(raw), "--name", "d", "--output-dir", str(tmp_path), "--store"]) == 2
+    assert convert_main(["sequences", "--input", str(raw), "--name", "d", "--output-dir", str(tmp_path),
+                         "--store"]) == 2
     assert "1 users appear on more than one line (first: 'u3')" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "d")
 

@@ -82,7 +82,8 @@ def test_settings_that_decide_the_parameters_come_from_the_checkpoint_unless_set
     shape = ("n_layers", "n_heads", "hidden_size", "inner_size", "MAX_ITEM_LIST_LENGTH")
     bare = {k: v for k, v in toy_settings(base, path).items() if k not in shape}
     config, model, _ = build("SRT", "beauty_toy", {}, **bare)
-    assert [config[k] for k in shape] == [2, 2, 16, 32, 10]  # the checkpoint's; the model defaults are 2, 2, 64, 256, 50
+    # the checkpoint's; the model defaults are 2, 2, 64, 256, 50
+    assert [config[k] for k in shape] == [2, 2, 16, 32, 10]
     assert model.max_seq_length == 10
     checkpoint = load_checkpoint(path, "cpu")
     assert all(torch.equal(v, checkpoint["state_dict"][n]) for n, v in model.state_dict().items())
@@ -131,7 +132,8 @@ def test_a_hashed_id_table_starts_at_zero_on_another_catalog_whatever_its_size(h
     assert adopted.item_id_embedding.table.weight.shape == (16, 16)
     assert adopted.item_id_embedding.table.weight.abs().sum() == 0  # another catalog's ids mean nothing here
     _, larger, _ = build("SRT", "beauty_toy", {}, **toy_settings(settings, checkpoint, item_id_hash_buckets=64))
-    assert larger.item_id_embedding.table.weight.shape == (64, 16) and larger.item_id_embedding.table.weight.abs().sum() == 0
+    table = larger.item_id_embedding.table.weight
+    assert table.shape == (64, 16) and table.abs().sum() == 0
     _, ignored, _ = build("SRT", "beauty_toy", {}, **toy_settings(settings, checkpoint, item_id_hash_buckets=0))
     assert ignored.item_id_embedding is None
     adopted.eval()

@@ -38,7 +38,8 @@ def test_a_run_without_a_pretrained_model_has_no_start():
 def test_a_run_that_took_part_of_its_pretrained_model_moves_only_that_part():
     release = os.path.join(REPO, "pretrained", "srt-1k-amazon7-text-match", "srt-1k-amazon7-text-match.pth")
     config = {"pretrained_model": release, "dataset": "Amazon_Beauty", "trust_checkpoint": False}
-    assert "trm_encoder.layer.0.feed_forward.dense_1.weight" in pretrained_start({**config, "pretrained_parameters": None})
+    everything = pretrained_start({**config, "pretrained_parameters": None})
+    assert "trm_encoder.layer.0.feed_forward.dense_1.weight" in everything
     start = pretrained_start({**config, "pretrained_parameters": ["lexical_match", "repeat_match"]})
     assert set(start) == {"lexical_match.weight", "repeat_match.weight"}
     finetuned = {"repeat_match.weight": torch.zeros(20), "position_embedding.weight": torch.ones(20, 64)}

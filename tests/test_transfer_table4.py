@@ -198,8 +198,10 @@ def test_the_budget_sweep_puts_the_games_pre_trainings_by_model_size(pages):
     assert [(b, c, v, f, s) for b, c, v, _, f, s in rows] == [
         (5, "Games", three, [(1, 0.044)], [(1, 0.040)]), (5, "Games", big, [(1, 0.054)], [(1, 0.045)])]
     lines = pages.size_table(rows).splitlines()
-    assert f"| 5 epochs | Games | `{three}` | 64 | 108,540 | 3 | 14.1 | 11.0 | 0.0440 (1) | 0.0400 (1) | 1.10x |" in lines
-    assert f"| 5 epochs | Games | `{big}` | 128 | 420,000 | 1 | 14.5 | 10.0 | 0.0540 (1) | 0.0450 (1) | 1.20x |" in lines
+    assert (f"| 5 epochs | Games | `{three}` | 64 | 108,540 | 3 | 14.1 | 11.0 | 0.0440 (1) | 0.0400 (1) | 1.10x |"
+            in lines)
+    assert (f"| 5 epochs | Games | `{big}` | 128 | 420,000 | 1 | 14.5 | 10.0 | 0.0540 (1) | 0.0450 (1) | 1.20x |"
+            in lines)
     # One size alone at a budget is no comparison.
     assert pages.size_rows(budget[:3] + budget[4:5], full_target_runs()) == []
     # A later pre-training of the same variant in the full target's file (a re-run on another machine) does not
@@ -220,7 +222,8 @@ def test_the_seven_category_pre_trainings_are_compared_by_size_within_their_corp
 
     big_scratch = "SRT-1K from scratch [history_match_one_category_hidden_128]"
     tuned = {variant: f"SRT-1K fine-tuned (full, 20 epochs) [{variant}]" for variant in (one, seven)}
-    full = full_target_runs() + [record(big_scratch, 1, 0.060, 20), pre_training("history_match", "7 categories", 64, 2),
+    full = full_target_runs() + [record(big_scratch, 1, 0.060, 20),
+                                 pre_training("history_match", "7 categories", 64, 2),
                                  record(tuned[one], 1, 0.052, 20), pre_training(one, "Games", 64, 2)]
     budget = [record(f"{label}, 5-epoch budget", 1, 0.040, 5, target_epochs=5)
               for label in (SCRATCH, FINETUNED, big_scratch, tuned[one])]
@@ -273,7 +276,8 @@ def test_the_table4_page_puts_the_rows_run_at_other_learning_rates_side_by_side(
                                   at(f"{FINETUNED}, peak lr 0.0005", 1, 0.0506, 0.0005),
                                   at(f"{FINETUNED}, peak lr 0.0005", 2, 0.0506, 0.0005)])
     part = body[body.index("### By peak learning rate"):]
-    assert f"| Beauty, peak learning rate | {SCRATCH} (seeds) | {FINETUNED} (seeds) | {FINETUNED} ÷ from scratch |" in part
+    header = f"| Beauty, peak learning rate | {SCRATCH} (seeds) | {FINETUNED} (seeds) | {FINETUNED} ÷ from scratch |"
+    assert header in part
     assert "| 0.0005 | 0.0460 ± 0.0010 (2) | 0.0506 ± 0.0000 (2) | 1.10x |" in part
     assert "| 0.002 | 0.0580 (1) | 0.0580 (1) | 1.00x |" in part
     assert "zero-shot" not in part  # run at the budget's rate only
@@ -283,11 +287,13 @@ def test_the_figures_are_drawn_beside_their_results_file_a_sweeps_with_the_full_
                                                                                                  monkeypatch):
     def write(name, runs):
         path = tmp_path / name
-        path.write_text("".join(json.dumps({"hash": str(i), "test_hit@5": 0.1, **r}) + "\n" for i, r in enumerate(runs)))
+        path.write_text("".join(json.dumps({"hash": str(i), "test_hit@5": 0.1, **r}) + "\n"
+                                for i, r in enumerate(runs)))
         return str(path)
 
     full = write("transfer_table4_cpu.jsonl", full_target_runs())
-    budget = write("transfer_table4_budget_cpu.jsonl", [record(f"{SCRATCH}, 5-epoch budget", 1, 0.03, 5, target_epochs=5)])
+    budget = write("transfer_table4_budget_cpu.jsonl",
+                   [record(f"{SCRATCH}, 5-epoch budget", 1, 0.03, 5, target_epochs=5)])
     pages.draw_figures(full)
     assert [p.name for p in tmp_path.glob("*.png")] == ["transfer_table4_cpu.png"]
     drawn = []
