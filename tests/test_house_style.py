@@ -41,8 +41,8 @@ def handwritten_markdown():
 
 
 def prose_lines(text):
-    """(number, line) of a markdown text's lines outside code blocks that can be wrapped: not a table row, image,
-    heading, HTML or snippet include (a link or URL has no space to break at, so its line may run long)."""
+    """(number, line) of a markdown text's lines that can be wrapped: outside code blocks, and not a table row,
+    image, heading, HTML or snippet include, which a line break would change or break."""
     fenced = False
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.lstrip()
