@@ -31,7 +31,8 @@ transfer_table4[_<target>]_budget_<budget>.jsonl: does pre-training pay when tra
 row's budgets side by side, the full target's runs at their own number of epochs; where the fine-tuned rows of the
 corpus-size variants (CORPUS_SWEEP in transfer_table4_pages.py: 1, 3 and 7 categories) ran, it also puts them by
 pre-training corpus, and those of the size variants (SIZE_SWEEPS: hidden 64 and 128 pre-trained on Games, and on the
-seven categories) by model size.
+seven categories) by model size. `--learning-rate` and `--stopping-step` (the patience) set every trained row's peak
+rate and early stopping and name them in its label; each fine-tuned row is against from scratch with the same two.
 """
 
 import argparse
@@ -220,6 +221,11 @@ def run(args):
             if fixed:
                 raise SystemExit(f"--learning-rate sets the peak learning rate of rows that train on the target; "
                                  f"these do not, or set their own: {', '.join(fixed)}")
+        if args.stopping_step is not None:
+            untrained = [row for row in args.rows if rows[row][2].get("epochs", 0) == 0]
+            if untrained:
+                raise SystemExit(f"--stopping-step sets the early stopping of rows that train on the target; these "
+                                 f"do not: {', '.join(untrained)}")
         for row in args.rows:
             label, model, settings = rows[row]
             if args.target_epochs is not None:
@@ -227,6 +233,9 @@ def run(args):
             if args.learning_rate is not None:
                 settings = {**settings, "learning_rate": args.learning_rate}
                 label = f"{label}, peak lr {args.learning_rate:g}"
+            if args.stopping_step is not None:
+                settings = {**settings, "stopping_step": args.stopping_step}
+                label = f"{label}, patience {args.stopping_step}"
             run_one(label + suffix, model, target_yaml, settings, args.results, seed, fields=fields)
 
 
@@ -264,6 +273,10 @@ def main():
                         help="peak learning rate of every row trained on the target (default: the budget's, 0.002 on "
                              "cpu); a pre-training run here keeps the budget's. Is the fine-tuning's best rate "
                              "another? Table 4's page puts such rows by peak learning rate")
+    parser.add_argument("--stopping-step", type=int, default=None,
+                        help="RecBole's stopping_step (validations without improvement before a run stops) of every "
+                             "row trained on the target (default: the budget's, 3); a longer --target-epochs "
+                             "schedule anneals only after its peak, which a patience of 3 may never reach")
     parser.add_argument("--pretrained", default=None,
                         help="checkpoint or release of the variant's pre-training, for the pre-trained rows (default: "
                              "pre-train here)")
@@ -277,6 +290,8 @@ def main():
     if args.target_epochs is not None and (args.target_epochs < 1 or args.target_users is not None):
         parser.error(f"--target-epochs: a number of epochs of at least 1, without --target-users (one sweep per "
                      f"results file), got {args.target_epochs}")
+    if args.stopping_step is not None and args.stopping_step < 1:
+        parser.error(f"--stopping-step: a number of validations of at least 1, got {args.stopping_step}")
     if args.pretrained is not None and not os.path.isfile(args.pretrained):
         parser.error(f"--pretrained: no file {args.pretrained}")
     suffix = ("" if args.target == "beauty" else f"_{args.target}") + "".join(

@@ -138,26 +138,28 @@ def variant_of(label):
     return match and match.group(1)
 
 
-# A row run with --learning-rate carries its peak rate in its label.
+# A row run with --learning-rate carries its peak rate in its label, and one run with --stopping-step its patience.
 PEAK_LR = re.compile(r", peak lr [0-9.e+-]+$")
+SCHEDULE = re.compile(r"(, peak lr [0-9.e+-]+)?(, patience \d+)?$")
 
 
-def peak_lr_of(label):
-    """The peak-rate suffix of a row run with --learning-rate, or "" for the budget's rate."""
-    match = PEAK_LR.search(label)
-    return match.group(0) if match else ""
+def schedule_of(label):
+    """The peak-rate and patience suffix of a row run with --learning-rate or --stopping-step, or "" for the
+    budget's."""
+    return SCHEDULE.search(label).group(0)
 
 
 def scratch_of(label, labels):
-    """The from-scratch row among `labels` that a fine-tuned row is against, at the same peak learning rate: the one
-    of its own variant, or else of a variant with the same model settings on the target; None if there is none."""
+    """The from-scratch row among `labels` that a fine-tuned row is against, at the same peak learning rate and
+    patience: the one of its own variant, or else of a variant with the same model settings on the target; None if
+    there is none."""
     def variant(row):
-        return variant_of(PEAK_LR.sub("", row))
+        return variant_of(SCHEDULE.sub("", row))
 
     own = variant(label)
     settings = VARIANTS.get(own, {}).get("target_settings", {})
     candidates = [other for other in labels if other.startswith("SRT-1K from scratch [")
-                  and peak_lr_of(other) == peak_lr_of(label)
+                  and schedule_of(other) == schedule_of(label)
                   and VARIANTS.get(variant(other), {}).get("target_settings", {}) == settings]
     return next((other for other in candidates if variant(other) == own), candidates[0] if candidates else None)
 

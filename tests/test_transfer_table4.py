@@ -252,11 +252,43 @@ def test_the_learning_rate_flag_sets_every_target_row_and_names_it(table4, monke
     args = argparse.Namespace(budget="cpu", target="beauty", variant="history_match", pretrained="release.pth",
                               rows=["scratch_variant", "finetune_full_scratch_epochs"], seeds=[1], pretrain_seed=None,
                               target_users=None, target_epochs=None, ewc_lambda=100, learning_rate=0.001,
-                              raw_dir="raw", data_dir="data", results="results.jsonl")
+                              stopping_step=None, raw_dir="raw", data_dir="data", results="results.jsonl")
     table4.run(args)
     assert runs == [(f"{SCRATCH}, peak lr 0.001", 0.001), (f"{FINETUNED}, peak lr 0.001", 0.001)]
     with pytest.raises(SystemExit, match="zero_shot"):
         table4.run(argparse.Namespace(**{**vars(args), "rows": ["zero_shot", "finetune_full_scratch_epochs"]}))
+
+
+def test_the_stopping_step_flag_sets_every_target_row_and_names_it(table4, monkeypatch):
+    runs = []
+    monkeypatch.setattr(table4, "convert", lambda raw_dir, data_dir, name, folders, text=(): f"{data_dir}/{name}.yaml")
+    monkeypatch.setattr(table4, "run_one", lambda label, model, yaml_path, settings, results, seed, **kw:
+                        runs.append((label, settings["stopping_step"], settings["epochs"])))
+    args = argparse.Namespace(budget="cpu", target="beauty", variant="history_match", pretrained="release.pth",
+                              rows=["scratch_variant", "finetune_full_scratch_epochs"], seeds=[1], pretrain_seed=None,
+                              target_users=None, target_epochs=50, ewc_lambda=100, learning_rate=None,
+                              stopping_step=50, raw_dir="raw", data_dir="data", results="results.jsonl")
+    table4.run(args)
+    assert runs == [(f"{SCRATCH}, patience 50, 50-epoch budget", 50, 50),
+                    (f"{FINETUNED}, patience 50, 50-epoch budget", 50, 50)]
+    with pytest.raises(SystemExit, match="zero_shot"):
+        table4.run(argparse.Namespace(**{**vars(args), "target_epochs": None,
+                                         "rows": ["zero_shot", "finetune_full_scratch_epochs"]}))
+
+
+def test_a_budget_tables_fine_tuned_row_with_another_patience_is_against_from_scratch_with_that_patience(pages):
+    long = ", patience 50"
+    budget = [record(f"{SCRATCH}, 50-epoch budget", 1, 0.059, 50, target_epochs=50),
+              record(f"{FINETUNED}, 50-epoch budget", 1, 0.057, 50, target_epochs=50),
+              record(f"{SCRATCH}{long}, 50-epoch budget", 1, 0.060, 50, target_epochs=50),
+              record(f"{FINETUNED}{long}, 50-epoch budget", 1, 0.066, 50, target_epochs=50)]
+    assert pages.scratch_of(f"{FINETUNED}{long}", [SCRATCH, f"{SCRATCH}{long}"]) == f"{SCRATCH}{long}"
+    assert pages.scratch_of(FINETUNED, [f"{SCRATCH}{long}", SCRATCH]) == SCRATCH
+    low = f", peak lr 0.0005{long}"
+    assert pages.scratch_of(f"{FINETUNED}{low}", [SCRATCH, f"{SCRATCH}{long}", f"{SCRATCH}{low}"]) == f"{SCRATCH}{low}"
+    lines = pages.sweep_table(budget, full_target_runs(), "target_epochs").splitlines()
+    assert f"| SRT-1K fine-tuned (full) [history_match]{long} ÷ from scratch | - | 1.10x |" in lines
+    assert "| SRT-1K fine-tuned (full) [history_match] ÷ from scratch | 1.00x | 0.97x |" in lines
 
 
 def test_the_table4_page_puts_the_rows_run_at_other_learning_rates_side_by_side(pages, tmp_path):
@@ -319,7 +351,7 @@ def test_the_pre_training_tokenizer_control_converts_the_corpus_but_does_not_pre
     args = argparse.Namespace(budget="cpu", target="toys", variant="history_match_games_target_text", pretrained=None,
                               rows=["scratch_variant_pretraining_tokenizer"], seeds=[1], pretrain_seed=None,
                               target_users=None, target_epochs=None, ewc_lambda=100, learning_rate=None,
-                              raw_dir="raw", data_dir="data", results="results.jsonl")
+                              stopping_step=None, raw_dir="raw", data_dir="data", results="results.jsonl")
     table4.run(args)
     # The corpus with the target's item text in its tokenizer, then the target itself.
     assert converted == [("pretrain_games_toys_text", ("amazon-toys-2014",)), ("Amazon_Toys", ())]
@@ -339,7 +371,7 @@ def test_the_history_match_rows_take_that_part_of_the_checkpoint_or_all_but_it(t
     args = argparse.Namespace(budget="cpu", target="beauty", variant="history_match", pretrained="release.pth",
                               rows=["finetune_history_match_weights_only"], seeds=[1], pretrain_seed=None,
                               target_users=None, target_epochs=None, ewc_lambda=100, learning_rate=0.00025,
-                              raw_dir="raw", data_dir="data", results="results.jsonl")
+                              stopping_step=None, raw_dir="raw", data_dir="data", results="results.jsonl")
     table4.run(args)
     [(label, settings)] = runs
     assert label == ("SRT-1K fine-tuned (full, 20 epochs, only the history-match weights pre-trained) [history_match], "
@@ -373,7 +405,8 @@ def test_a_sweep_starts_from_the_full_targets_pre_training_instead_of_running_it
     args = argparse.Namespace(budget="cpu", target="toys", variant="history_match_one_category", pretrained=None,
                               rows=["finetune_full_scratch_epochs"], seeds=[1], pretrain_seed=None,
                               target_users=None, target_epochs=None, ewc_lambda=100, learning_rate=None,
-                              raw_dir="raw", data_dir="data", results=str(tmp_path / "transfer_table4_toys_cpu.jsonl"))
+                              stopping_step=None, raw_dir="raw", data_dir="data",
+                              results=str(tmp_path / "transfer_table4_toys_cpu.jsonl"))
     table4.run(args)
     assert [dataset for dataset, _ in trained] == ["data/pretrain_games_toys_text.yaml", "data/Amazon_Toys.yaml"]
     budget = str(tmp_path / "transfer_table4_toys_budget_cpu.jsonl")
