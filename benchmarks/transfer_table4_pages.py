@@ -199,10 +199,12 @@ def sweep_figure(records, full_records, field, path, target="Beauty"):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(11, 4.5))
-    for label, by_value in sweep_points(records, full_records, field).items():
+    # Up to twenty rows: a colour each, from scratch dashed, so that no two rows look alike.
+    for index, (label, by_value) in enumerate(sweep_points(records, full_records, field).items()):
         values = sorted(by_value)
         per_seed = [ndcgs(by_value[v]) for v in values]
         ax.errorbar(values, [v.mean() for v in per_seed], yerr=[v.std() for v in per_seed], marker="o", capsize=3,
+                    color=plt.cm.tab20(index % 20), linestyle="--" if "from scratch" in label else "-",
                     label=row_name(label, field))
     if field == "target_users":
         ax.set_xscale("log")
