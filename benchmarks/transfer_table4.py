@@ -275,7 +275,7 @@ def main():
                              "another? Table 4's page puts such rows by peak learning rate")
     parser.add_argument("--stopping-step", type=int, default=None,
                         help="RecBole's stopping_step (validations without improvement before a run stops) of every "
-                             "row trained on the target (default: the budget's, 3); a longer --target-epochs "
+                             "row trained on the target (default: the budget's, 3 on cpu); a longer --target-epochs "
                              "schedule anneals only after its peak, which a patience of 3 may never reach")
     parser.add_argument("--pretrained", default=None,
                         help="checkpoint or release of the variant's pre-training, for the pre-trained rows (default: "
