@@ -84,6 +84,9 @@ VARIANTS["history_match_hidden_128"] = {
 # Longer pre-training at the larger size: a second epoch of hidden 128 on the seven categories (one change).
 VARIANTS["history_match_hidden_128_2_epochs"] = {**VARIANTS["history_match_hidden_128"],
                                                  "from": "history_match_hidden_128", "pretrain_epochs": 2}
+# Twice that again: does the downstream ratio keep growing with pre-training compute at this size (one change)?
+VARIANTS["history_match_hidden_128_4_epochs"] = {**VARIANTS["history_match_hidden_128"],
+                                                 "from": "history_match_hidden_128_2_epochs", "pretrain_epochs": 4}
 # A larger model still: hidden 256 (inner 512) for one epoch on the seven categories (one change against hidden 128).
 HIDDEN_256 = {"hidden_size": 256, "inner_size": 512}
 VARIANTS["history_match_hidden_256"] = {

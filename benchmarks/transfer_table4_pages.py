@@ -287,12 +287,13 @@ def corpus_figure(points, path, target="Beauty"):
 
 
 # Model size and pre-training compute, per corpus: on Games 2 and 3 epochs of hidden 64 and 1 of hidden 128, on all
-# seven categories 2 epochs of hidden 64 (the shipped model), 1 and 2 of hidden 128 and of hidden 256; each
+# seven categories 2 epochs of hidden 64 (the shipped model), 1, 2 and 4 of hidden 128, 1 and 2 of hidden 256; each
 # fine-tuned and against from scratch at its own size.
 SIZE_SWEEPS = {"Games": ("history_match_one_category", "history_match_one_category_3_epochs",
                          "history_match_one_category_hidden_128"),
                "7 categories": ("history_match", "history_match_hidden_128",
-                                "history_match_hidden_128_2_epochs", "history_match_hidden_256",
+                                "history_match_hidden_128_2_epochs", "history_match_hidden_128_4_epochs",
+                                "history_match_hidden_256",
                                 "history_match_hidden_256_2_epochs")}
 
 
@@ -393,9 +394,9 @@ def page_body(results_path):
         body += ("\n### By model size and pre-training compute\n\nThe fine-tuned rows pre-trained at two or three "
                  "sizes on one corpus (on Games hidden 64 for 2 and 3 epochs, hidden 128 for 1, whose training FLOPs "
                  "lie between theirs; on the seven categories hidden 64 for 2 epochs and hidden 128 for 1, 1.7x their "
-                 "FLOPs, and for 2; hidden 256 for 1, 3.0x hidden 128's, and for 2), each against from scratch at its "
-                 "own size. Minutes: the pre-training's wall clock, evaluation included, on its run's machine and "
-                 "threads (see its record).\n\n"
+                 "FLOPs, and for 2 and 4; hidden 256 for 1, 3.0x hidden 128's, and for 2), each against from scratch "
+                 "at its own size. Minutes: the pre-training's wall clock, evaluation included, on its run's machine "
+                 "and threads (see its record).\n\n"
                  f"{size_table(sizes, target)}\n")
     return body
 
