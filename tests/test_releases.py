@@ -18,11 +18,15 @@ from recbole_srt.transfer.release import LIMIT_BYTES
 
 RELEASES = sorted(name for name in os.listdir(os.path.join(REPO, "pretrained"))
                   if os.path.isdir(os.path.join(REPO, "pretrained", name)))
-HISTORY_MATCH = [name for name in RELEASES if "text-match" in name]
 
 
 def release_path(name):
     return os.path.join(REPO, "pretrained", name, f"{name}.pth")
+
+
+# Told by the settings each release carries, not by its name.
+HISTORY_MATCH = [name for name in RELEASES
+                 if torch.load(release_path(name), weights_only=True)["config"].get("lexical_match_dim")]
 
 
 def test_the_repository_ships_releases_with_and_without_history_match():
