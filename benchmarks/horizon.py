@@ -12,10 +12,12 @@ over the same users (the validation pass). Writes results/horizon_<dataset>_<dev
 """
 
 import argparse
+import json
 import os
 import time
 
 from common import RESULTS_DIR, machine_line, markdown_table, prepare, trainer_for, write_results
+from recbole_srt import figure_provenance
 from side_by_side import MODELS, PRESETS, PROTOCOL, TimeLimitReached
 
 DEFAULT_MODELS = ["SASRec-CE", "BERT4Rec", "SRT-1K"]
@@ -72,12 +74,15 @@ def table(payload):
     return text + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n\n" + machine_line(payload["machine"]) + "\n"
 
 
-def figure(payload, path):
+def figure(results_path):
+    """The NDCG@5 by step of a results file, beside it (`<name>.png`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    with open(results_path) as f:
+        payload = json.load(f)
     k = payload["k"]
     fig, ax = plt.subplots(figsize=(7, 4))
     for index, run in enumerate(payload["runs"]):
@@ -91,7 +96,7 @@ def figure(payload, path):
     ax.set_title(f"{payload['dataset']}: NDCG@5 over a horizon of {k}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    figure_provenance.save(fig, f"{os.path.splitext(results_path)[0]}.png", [results_path], dpi=110)
 
 
 def main():
@@ -118,7 +123,7 @@ def main():
     name = f"horizon_{args.dataset}_cpu"
     payload = {"dataset": args.dataset, "k": args.k, "users": runs[0]["users"], "settings": settings, "runs": runs}
     write_results(name, payload, table)
-    figure(payload, os.path.join(RESULTS_DIR, f"{name}.png"))
+    figure(os.path.join(RESULTS_DIR, f"{name}.json"))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """The documentation's results pages, generated from the committed results so that no table is copied by hand.
 
-    python -m benchmarks.report            # writes docs/benchmarks/*.md (figures beside them), README's headline table
-    python -m benchmarks.report --check    # exit 1, naming them, if any page differs from what the results give
+    python -m benchmarks.report            # redraws the figures, writes docs/benchmarks/*.md (figures beside them)
+                                           # and README's headline table
+    python -m benchmarks.report --check    # exit 1, naming them, if any page or figure lags what the results give
 
 Every page renders one results file (or a set, for the quality table) of `benchmarks/results/` with the table
-function of the benchmark that wrote it; `.ci/run` runs `--check`.
+function of the benchmark that wrote it, and every figure is drawn from its results by that benchmark's figure
+function, which stamps it with the digest of the results it read (`recbole_srt.figure_provenance`): `--check` compares
+the stamps, not the pixels. `.ci/run` runs `--check`.
 """
 
 import argparse
@@ -41,6 +44,7 @@ import transfer_by_popularity  # noqa: E402
 import transfer_interpolation  # noqa: E402
 import transfer_table4_pages  # noqa: E402
 
+from recbole_srt import figure_provenance  # noqa: E402
 from recbole_srt.scaling import report as scaling_report  # noqa: E402
 
 # Results file name prefix -> the benchmark whose table renders its JSON.
@@ -64,6 +68,8 @@ JSON_TABLES = {
     "transfer_by_popularity_": transfer_by_popularity.table,
     "transfer_interpolation_": transfer_interpolation.table,
 }
+# Results file name prefix -> the benchmark whose figure function draws `<name>.png` beside its JSON.
+JSON_FIGURES = {"horizon_": horizon.figure, "side_by_side_": side_by_side.figure}
 QUALITY = {"quality": ["quality_cpu.jsonl", "quality_gpu.jsonl"],
            "quality_gpu_short_ablations": ["quality_gpu_short_ablations.jsonl"]}
 
@@ -132,6 +138,27 @@ def readme_with_headline(readme_text):
     return f"{readme_text[:start]}{HEADLINE_START}\n{table}\n{readme_text[end:]}"
 
 
+def redraw():
+    """Every figure of benchmarks/results/, drawn again from the results beside it."""
+    for name in sorted(os.listdir(RESULTS)):
+        stem, ext = os.path.splitext(name)
+        path = os.path.join(RESULTS, name)
+        draw = next((f for prefix, f in JSON_FIGURES.items() if stem.startswith(prefix)), None)
+        if ext == ".json" and draw is not None:
+            draw(path)
+        elif ext == ".jsonl" and stem.startswith("transfer_table4_"):
+            transfer_table4_pages.draw_figures(path)
+        elif ext == ".jsonl" and stem.startswith("scaling_"):
+            scaling_report.write_report(path, os.path.join(RESULTS, stem))
+
+
+def lagging_figures():
+    """'figure (why)' for every figure a page shows that was not drawn from its results as they are now."""
+    figures = [f for _, _, page_figures in [*json_pages(), *jsonl_pages(), *scaling_pages()] for f in page_figures]
+    reasons = {f: figure_provenance.lag(os.path.join(RESULTS, f)) for f in figures}
+    return [f"benchmarks/results/{f} ({why})" for f, why in reasons.items() if why]
+
+
 def write(out):
     os.makedirs(os.path.join(out, "figures"), exist_ok=True)
     for stem, text, figures in [*json_pages(), *jsonl_pages(), *scaling_pages()]:
@@ -165,25 +192,28 @@ def main():
     with open(README) as f:
         readme = f.read()
     if not args.check:
+        redraw()
         fresh = f"{DOCS}.{os.getpid()}.tmp"
         write(fresh)  # the old pages stay until the new ones are all written
         shutil.rmtree(DOCS, ignore_errors=True)
         os.rename(fresh, DOCS)
         with open(README, "w") as f:
             f.write(readme_with_headline(readme))
-        print(f"wrote {DOCS} and README.md's headline table")
+        print(f"redrew benchmarks/results' figures, wrote {DOCS} and README.md's headline table")
         return
     with tempfile.TemporaryDirectory() as expected:
         write(expected)
         differing = stale(expected, DOCS)
     if readme_with_headline(readme) != readme:
         differing.append("README.md (headline table)")
+    differing += lagging_figures()
     if differing:
-        print("docs/benchmarks or README.md is not what benchmarks/results gives; run `python -m benchmarks.report`. "
+        print("docs/benchmarks, README.md or a figure is not what benchmarks/results gives; run "
+              "`python -m benchmarks.report`. "
               "Differing: "
               + ", ".join(differing), file=sys.stderr)
         raise SystemExit(1)
-    print("docs/benchmarks and README.md's headline table match benchmarks/results")
+    print("docs/benchmarks, README.md's headline table and the figures match benchmarks/results")
 
 
 if __name__ == "__main__":

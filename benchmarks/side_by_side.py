@@ -11,12 +11,14 @@ gradient clipping 1.0, weight decay 1e-5), early stopping on valid NDCG@5. Write
 """
 
 import argparse
+import json
 import os
 import time
 
 import yaml
 
 from common import RESULTS_DIR, machine_line, markdown_table, prepare, trainer_for, write_results
+from recbole_srt import figure_provenance
 from run_state import Progress
 
 PROTOCOL = {
@@ -140,12 +142,16 @@ def summarize(records):
     return rows
 
 
-def bar_chart(summary, path, title):
+def figure(results_path):
+    """The bar chart of a results file, beside it (`<name>.png`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    with open(results_path) as f:
+        payload = json.load(f)
+    summary = payload["summary"]
     labels = [r["label"] for r in summary]
     fig, ax = plt.subplots(figsize=(9, 4))
     x = range(len(labels))
@@ -153,10 +159,10 @@ def bar_chart(summary, path, title):
         ax.bar([i + offset for i in x], [r[metric] for r in summary], width=0.4, label=name,
                yerr=[r[f"{metric}_std"] for r in summary], capsize=3)
     ax.set_xticks(list(x), labels, rotation=20, ha="right")
-    ax.set_title(title)
+    ax.set_title(title(payload))
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    figure_provenance.save(fig, f"{os.path.splitext(results_path)[0]}.png", [results_path], dpi=120)
 
 
 def main():
@@ -193,8 +199,8 @@ def main():
     name = args.name or default_name
     payload = {"preset": args.preset, "settings": settings, "runs": records, "summary": summary}
     os.makedirs(RESULTS_DIR, exist_ok=True)
-    bar_chart(summary, os.path.join(RESULTS_DIR, f"{name}.png"), title(payload))
     write_results(name, payload, table)
+    figure(os.path.join(RESULTS_DIR, f"{name}.json"))
 
 
 def title(payload):

@@ -7,6 +7,7 @@ import os
 import re
 
 from common import markdown_table
+from recbole_srt import figure_provenance
 from recbole_srt.scaling.records import read_records
 from transfer_table4_design import CORPORA, PRETRAINING, SWEEPS, VARIANTS, full_target_results, target_of
 
@@ -48,7 +49,7 @@ def table(records, target="Beauty"):
     return f"{text}\n\n{provenance(latest(records))}\n"
 
 
-def figure(records, path, target="Beauty"):
+def figure(records, path, sources, target="Beauty"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,7 +60,7 @@ def figure(records, path, target="Beauty"):
     ax.barh([label for label, *_ in rows], [ndcg.mean() for _, _, ndcg, _ in rows], color="tab:blue")
     ax.set_xlabel(f"test NDCG@5 ({target}, sampled10000)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    figure_provenance.save(fig, path, sources, dpi=110)
 
 
 def sweep_of(records):
@@ -192,7 +193,7 @@ def sweep_table(records, full_records, field, target="Beauty"):
             f"without `{SWEEPS[field].suffix}`). {PAIRED} {provenance(sweep_runs(records, full_records))}\n")
 
 
-def sweep_figure(records, full_records, field, path, target="Beauty"):
+def sweep_figure(records, full_records, field, path, sources, target="Beauty"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,7 +214,7 @@ def sweep_figure(records, full_records, field, path, target="Beauty"):
     # Beside the axes: a sweep has up to a dozen rows, whose lines a legend inside would cover.
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    figure_provenance.save(fig, path, sources, dpi=110)
 
 
 # The corpus-size sweep: one pre-training on 1, 3 and 7 categories, each fine-tuned under the same budgets (on Toys,
@@ -266,7 +267,7 @@ def corpus_table(points, target="Beauty"):
                            "test NDCG@5 (seeds)", "÷ from scratch"], rows)
 
 
-def corpus_figure(points, path, target="Beauty"):
+def corpus_figure(points, path, sources, target="Beauty"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -283,7 +284,7 @@ def corpus_figure(points, path, target="Beauty"):
     ax.set_ylabel(f"fine-tuned test NDCG@5 on {target} (sampled10000)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    figure_provenance.save(fig, path, sources, dpi=110)
 
 
 # Model size and pre-training compute, per corpus: on Games 2 and 3 epochs of hidden 64 and 1 of hidden 128, on all
@@ -409,10 +410,11 @@ def draw_figures(results_path):
     stem = os.path.splitext(results_path)[0]
     field = sweep_of(records)
     if not field:
-        figure(records, f"{stem}.png", target)
+        figure(records, f"{stem}.png", [results_path], target)
         return
-    full_records = read_records(full_target_results(results_path))
-    sweep_figure(records, full_records, field, f"{stem}.png", target)
+    full_results = full_target_results(results_path)
+    full_records = read_records(full_results)
+    sweep_figure(records, full_records, field, f"{stem}.png", [results_path, full_results], target)
     points = corpus_points(records, full_records) if field == "target_epochs" else {}
     if points:
-        corpus_figure(points, f"{stem}_corpus.png", target)
+        corpus_figure(points, f"{stem}_corpus.png", [results_path, full_results], target)

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "recbole_srt"
 # Lowest first. A module may import from its own layer or any layer below, never above.
 LAYERS = {
     "foundation": ["registry", "compat", "machine", "run_log", "lr_schedule", "distributed", "architectures",
-                   "random_state", "checkpoint", "hashing"],
+                   "random_state", "checkpoint", "hashing", "figure_provenance"],
     "config": ["config", "setting_checks"],
     "components": ["data", "model", "evaluation", "transfer", "acceleration", "scaling.flops", "scaling.laws",
                    "scaling.records"],

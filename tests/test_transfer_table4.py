@@ -329,12 +329,14 @@ def test_the_figures_are_drawn_beside_their_results_file_a_sweeps_with_the_full_
     pages.draw_figures(full)
     assert [p.name for p in tmp_path.glob("*.png")] == ["transfer_table4_cpu.png"]
     drawn = []
-    monkeypatch.setattr(pages, "sweep_figure", lambda records, full_records, field, path, target:
-                        drawn.append((len(records), len(full_records), field, os.path.basename(path), target)))
+    monkeypatch.setattr(pages, "sweep_figure", lambda records, full_records, field, path, sources, target:
+                        drawn.append((len(records), len(full_records), field, os.path.basename(path),
+                                      [os.path.basename(s) for s in sources], target)))
     monkeypatch.setattr(pages, "corpus_figure", lambda *args: drawn.append("by corpus"))
     pages.draw_figures(budget)
     # No corpus-size variant ran, so no second figure by pre-training corpus.
-    assert drawn == [(1, 5, "target_epochs", "transfer_table4_budget_cpu.png", "Beauty")]
+    assert drawn == [(1, 5, "target_epochs", "transfer_table4_budget_cpu.png",
+                      ["transfer_table4_budget_cpu.jsonl", "transfer_table4_cpu.jsonl"], "Beauty")]
 
 
 def test_the_pre_training_tokenizer_control_converts_the_corpus_but_does_not_pre_train(table4, monkeypatch):

@@ -6,6 +6,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from recbole_srt import figure_provenance
 from recbole_srt.scaling import laws
 from recbole_srt.scaling.records import read_records
 from recbole_srt.scaling.sweep import settings_hash
@@ -77,7 +78,7 @@ def analyse(runs, params_key="non_embedding_parameters"):
     return fits, data
 
 
-def figures(runs, data, fits, out, params_key, params_label):
+def figures(runs, data, fits, out, params_key, params_label, results_path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,7 +105,7 @@ def figures(runs, data, fits, out, params_key, params_label):
             fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label)
     axes[0].set_ylabel("valid NDCG@5")
     axes[0].legend()
-    paths["figure4"] = _save(fig, out, "figure4_ndcg_vs_flops.png")
+    paths["figure4"] = _save(fig, out, "figure4_ndcg_vs_flops.png", results_path)
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, key, label, fit in ((axes[0], "seen", "seen interactions", fits["seen_vs_flops"]),
@@ -119,7 +120,7 @@ def figures(runs, data, fits, out, params_key, params_label):
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
         fig.colorbar(sc, ax=ax, label="NDCG@5")
-    paths["figure5"] = _save(fig, out, "figure5_envelope_scaling.png")
+    paths["figure5"] = _save(fig, out, "figure5_envelope_scaling.png", results_path)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     x = np.log(env["flops"])
@@ -134,7 +135,7 @@ def figures(runs, data, fits, out, params_key, params_label):
     ax.set_xlabel("log FLOPs (natural)")
     ax.set_ylabel("NDCG@5")
     ax.legend(fontsize=8)
-    paths["figure6"] = _save(fig, out, "figure6_ndcg_vs_log_flops.png")
+    paths["figure6"] = _save(fig, out, "figure6_ndcg_vs_log_flops.png", results_path)
 
     if fits["risk"]:
         r = fits["risk"]
@@ -152,17 +153,14 @@ def figures(runs, data, fits, out, params_key, params_label):
         ax.set_ylabel("best valid NDCG@5")
         ax.set_title(f"NDCG = {r['E']:.3f} - {r['A']:.3g}/N^{r['alpha']:.3f} - {r['B']:.3g}/T^{r['beta']:.3f}")
         ax.legend(fontsize=8)
-        paths["figure7"] = _save(fig, out, "figure7_risk_decomposition.png")
+        paths["figure7"] = _save(fig, out, "figure7_risk_decomposition.png", results_path)
     return paths
 
 
-def _save(fig, out, name):
-    import matplotlib.pyplot as plt
-
+def _save(fig, out, name, results_path):
     path = os.path.join(out, name)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    figure_provenance.save(fig, path, [results_path], dpi=110)
     return path
 
 
@@ -221,7 +219,7 @@ def write_report(results_path, out, sweep=None, params_key="non_embedding_parame
         fits, data = analyse(runs, params_key)
     except ValueError as error:
         raise ValueError(f"{results_path}, sweep {key}: {error}") from error
-    paths = figures(runs, data, fits, out, params_key, params_label)
+    paths = figures(runs, data, fits, out, params_key, params_label, results_path)
     text = markdown(results_path, key, runs, interrupted, fits, data, paths, params_label)
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(text)
