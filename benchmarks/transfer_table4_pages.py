@@ -56,8 +56,14 @@ def figure(records, path, sources, target="Beauty"):
     import matplotlib.pyplot as plt
 
     rows = summary(latest(records))
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5))
-    ax.barh([label for label, *_ in rows], [ndcg.mean() for _, _, ndcg, _ in rows], color="tab:blue")
+    # Wide enough for the longest label beside its bar; the rows top to bottom in the table's order, each with its mean.
+    longest = max(len(label) for label, *_ in rows)
+    fig, ax = plt.subplots(figsize=(4 + 0.065 * longest, 0.28 * len(rows) + 1.2))
+    bars = ax.barh([label for label, *_ in rows], [ndcg.mean() for _, _, ndcg, _ in rows], color="tab:blue")
+    ax.bar_label(bars, fmt="%.4f", fontsize=7, padding=2)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.invert_yaxis()
+    ax.margins(x=0.12, y=0.005)
     ax.set_xlabel(f"test NDCG@5 ({target}, sampled10000)")
     fig.tight_layout()
     figure_provenance.save(fig, path, sources, dpi=110)
