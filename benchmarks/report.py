@@ -152,15 +152,17 @@ def redraw():
             scaling_report.write_report(path, os.path.join(RESULTS, stem))
 
 
-def lagging_figures():
-    """'figure (why)' for every figure a page shows that was not drawn from its results as they are now."""
-    figures = [f for _, _, page_figures in [*json_pages(), *jsonl_pages(), *scaling_pages()] for f in page_figures]
+def lagging_figures(figures):
+    """'figure (why)' for each of `figures` (paths under benchmarks/results/) that was not drawn from its results as
+    they are now."""
     reasons = {f: figure_provenance.lag(os.path.join(RESULTS, f)) for f in figures}
     return [f"benchmarks/results/{f} ({why})" for f, why in reasons.items() if why]
 
 
 def write(out):
+    """The pages and their figures into `out`; the figures it copied."""
     os.makedirs(os.path.join(out, "figures"), exist_ok=True)
+    copied = []
     for stem, text, figures in [*json_pages(), *jsonl_pages(), *scaling_pages()]:
         with open(os.path.join(out, f"{stem}.md"), "w") as f:
             f.write(text)
@@ -168,6 +170,8 @@ def write(out):
             target = os.path.join(out, "figures", figure)
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.copyfile(os.path.join(RESULTS, figure), target)
+        copied += figures
+    return copied
 
 
 def stale(expected, actual):
@@ -202,11 +206,11 @@ def main():
         print(f"redrew benchmarks/results' figures, wrote {DOCS} and README.md's headline table")
         return
     with tempfile.TemporaryDirectory() as expected:
-        write(expected)
+        figures = write(expected)
         differing = stale(expected, DOCS)
     if readme_with_headline(readme) != readme:
         differing.append("README.md (headline table)")
-    differing += lagging_figures()
+    differing += lagging_figures(figures)
     if differing:
         print("docs/benchmarks, README.md or a figure is not what benchmarks/results gives; run "
               "`python -m benchmarks.report`. "
