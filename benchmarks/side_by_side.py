@@ -198,7 +198,6 @@ def main():
     default_name = f"side_by_side_{args.preset}_{settings['dataset']}" + (f"_{len(args.seeds)}seeds" if spread else "")
     name = args.name or default_name
     payload = {"preset": args.preset, "settings": settings, "runs": records, "summary": summary}
-    os.makedirs(RESULTS_DIR, exist_ok=True)
     write_results(name, payload, table)
     figure(os.path.join(RESULTS_DIR, f"{name}.json"))
 
