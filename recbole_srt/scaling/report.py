@@ -209,6 +209,16 @@ def markdown(results_path, key, runs, interrupted, fits, data, paths, params_lab
     return "\n".join(lines)
 
 
+def _significant(value, digits=9):
+    """Nine digits keep every count exact (under a billion) and a fit far beyond what a few dozen runs determine;
+    the digits after them change with the BLAS, which made every redraw on another machine a diff of fits.json."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {key: _significant(item, digits) for key, item in value.items()}
+    return value
+
+
 def write_report(results_path, out, sweep=None, params_key="non_embedding_parameters"):
     os.makedirs(out, exist_ok=True)
     key, runs, interrupted = load_runs(results_path, sweep)
@@ -224,5 +234,6 @@ def write_report(results_path, out, sweep=None, params_key="non_embedding_parame
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(text)
     with open(os.path.join(out, "fits.json"), "w") as f:
-        json.dump({"sweep": key, "runs": len(runs), "interrupted": interrupted, "fits": fits}, f, indent=2)
+        json.dump({"sweep": key, "runs": len(runs), "interrupted": interrupted, "fits": _significant(fits)}, f,
+                  indent=2)
     return os.path.join(out, "report.md"), fits
