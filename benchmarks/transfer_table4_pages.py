@@ -230,9 +230,14 @@ CORPUS_SWEEP = ("history_match_one_category", "history_match_three_categories", 
 CORPUS_SCRATCH = {f"SRT-1K from scratch [{variant}]" for variant in CORPUS_SWEEP}
 
 
+def pretraining_runs(variant, records):
+    """The variant's recorded pre-trainings, oldest first (a re-run appends one when a checkpoint is gone)."""
+    return [r for r in records if r["label"].startswith(PRETRAINING) and variant_of(r["label"]) == variant]
+
+
 def pretraining_run(variant, records):
     """The latest recorded pre-training of the variant, or None."""
-    runs = [r for r in records if r["label"].startswith(PRETRAINING) and variant_of(r["label"]) == variant]
+    runs = pretraining_runs(variant, records)
     return runs[-1] if runs else None
 
 
@@ -321,13 +326,14 @@ def size_rows(records, full_records):
                 finetuned = values.get((budget, f"SRT-1K fine-tuned (full, 20 epochs) [{variant}]"))
                 if finetuned is None:
                     continue
-                # The sweep's own record first: its minutes were measured beside the other sizes'.
-                pretraining = pretraining_run(variant, full_records + records)
-                if pretraining is None:
+                # The sweep's first record of it, else the full target's: its minutes were measured beside the
+                # other sizes'; a later re-run (another seed's checkpoint gone) ran on whatever machine was free.
+                runs = pretraining_runs(variant, records) or pretraining_runs(variant, full_records)
+                if not runs:
                     raise SystemExit(f"[{variant}], {budget}-epoch budget: fine-tuned, but no pre-training run of it "
                                      f"in the results files")
                 scratch = scratch_of(f"SRT-1K fine-tuned [{variant}]", labels)
-                at_budget.append((budget, corpus, variant, pretraining, finetuned, values.get((budget, scratch), [])))
+                at_budget.append((budget, corpus, variant, runs[0], finetuned, values.get((budget, scratch), [])))
             sizes = {pretraining["settings"].get("hidden_size", 64) for _, _, _, pretraining, _, _ in at_budget}
             rows += at_budget if len(sizes) > 1 else []
     return rows

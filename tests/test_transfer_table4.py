@@ -208,6 +208,9 @@ def test_the_budget_sweep_puts_the_games_pre_trainings_by_model_size(pages):
     # replace the minutes measured beside the other sizes.
     rerun = pages.size_rows(budget, full_target_runs() + [pre_training(three, 64, 3, 14.1, 30.0)])
     assert [pretraining["wall_s"] for _, _, _, pretraining, _, _ in rerun] == [11.0 * 60, 10.0 * 60]
+    # Nor does one appended to the sweep's own file (another seed's fine-tuning found the checkpoint gone).
+    rerun = pages.size_rows(budget + [pre_training(big, 128, 1, 14.5, 25.0)], full_target_runs())
+    assert [pretraining["wall_s"] for _, _, _, pretraining, _, _ in rerun] == [11.0 * 60, 10.0 * 60]
 
 
 def test_the_seven_category_pre_trainings_are_compared_by_size_within_their_corpus(pages):
