@@ -19,6 +19,7 @@ import sentencepiece as spm
 import torch
 
 from recbole_srt.data.item_text import normalize_text, token_table
+from recbole_srt.model.history_match import inverse_document_frequency
 
 
 @dataclass
@@ -73,14 +74,19 @@ def read_item_table(path, text_fields):
 
 @torch.no_grad()
 def table_catalog(model, table):
-    """The items of `table` ({id: {field: text}}) encoded with the model's tokenizer and text encoder."""
+    """The items of `table` ({id: {field: text}}) encoded with the model's tokenizer and text encoder; with lexical
+    match, their TF-IDF vectors under the table's own idf (the idf is always the ranked catalog's)."""
     fields, normalization = model.text_fields, model.text_normalization
     texts = [[normalize_text(str(text.get(field) or ""), normalization) for field in fields] for text in table.values()]
     without_text = sum(not any(item) for item in texts)
     tokenizer = spm.SentencePieceProcessor(model_proto=model.tokenizer_proto)
     tokens, _ = token_table(tokenizer, [[""] * len(fields), *texts], model.item_tokens.size(-1))
-    tokens = tokens.to(model.item_tokens.device)
-    embeddings = torch.cat([model.item_encoder(chunk) for chunk in tokens.split(model.item_chunk_size)])
+    device, lexical = model.item_tokens.device, model.lexical_match
+    idf = inverse_document_frequency(tokens, tokenizer.get_piece_size()).to(device) if lexical else None
+    tokens = tokens.to(device)
+    parts = [(model.item_encoder(chunk), None if lexical is None else lexical.item_vectors(chunk, idf))
+             for chunk in tokens.split(model.item_chunk_size)]
+    embeddings = torch.cat([model.joined(*part) for part in parts])
     embeddings[0] = 0  # padding
     return Catalog([None, *table], embeddings, without_text)
 

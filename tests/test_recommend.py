@@ -10,14 +10,17 @@ from recbole_srt import run_recbole
 from recbole_srt.recommend import main as recommend_main, recommend
 
 
-@pytest.fixture(scope="module")
-def toy_checkpoint(data_root, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("rec")
+def train_toy(data_root, folder, **overrides):
     settings = {"data_path": data_root, "epochs": 2, "MAX_ITEM_LIST_LENGTH": 10, "hidden_size": 16,
                 "inner_size": 32, "n_layers": 1, "n_heads": 2, "train_neg_count": 10, "tokenizer_vocab_size": 200,
                 "seed": 3, "state": "WARNING", "show_progress": False, "tokenizer_dir": str(folder / "tok"),
-                "checkpoint_dir": str(folder / "saved"), **TOY_TEXT, "text_fields": ["title", "brand"]}
+                "checkpoint_dir": str(folder / "saved"), **TOY_TEXT, "text_fields": ["title", "brand"], **overrides}
     return run_recbole("SRT", "beauty_toy", config_dict=settings)["saved_model_file"]
+
+
+@pytest.fixture(scope="module")
+def toy_checkpoint(data_root, tmp_path_factory):
+    return train_toy(data_root, tmp_path_factory.mktemp("rec"))
 
 
 def test_dataset_catalog_recommendations_match_the_models_full_sort(toy_checkpoint):
@@ -52,6 +55,24 @@ def test_a_table_of_new_items_is_ranked_by_their_text(toy_checkpoint, tmp_path):
     from_file = recommend(toy_checkpoint, [["new-1"]], k=3, items=str(path))[0]
     assert [i for i, _ in from_file] == [i for i, _ in results[0]]
     assert [s for _, s in from_file] == pytest.approx([s for _, s in results[0]], abs=1e-6)
+
+
+def test_with_history_match_a_table_of_the_datasets_own_items_ranks_as_its_catalog(data_root, tmp_path):
+    # The table's items get their lexical-match coordinates too, under the table's own idf: the whole catalog's here.
+    from recbole_srt.data.item_text import item_texts
+    from recbole_srt.quick_start import load_data_and_model
+
+    checkpoint = train_toy(data_root, tmp_path, lexical_match_dim=32, repeat_match=True)
+    _, model, dataset, _, _, _ = load_data_and_model(checkpoint)
+    ids = dataset.field2id_token["item_id"][1:]
+    texts = item_texts(dataset, model.text_fields, model.text_normalization)[1:]
+    table = {item: dict(zip(model.text_fields, text)) for item, text in zip(ids, texts)}
+    histories = [list(ids[:3]), [ids[5]], list(ids[10:20])]
+    from_dataset = recommend(checkpoint, histories, k=8)
+    from_table = recommend(checkpoint, histories, k=8, items=table)
+    for by_dataset, by_table in zip(from_dataset, from_table):
+        assert [item for item, _ in by_table] == [item for item, _ in by_dataset]
+        assert [score for _, score in by_table] == pytest.approx([score for _, score in by_dataset], abs=1e-5)
 
 
 def test_bad_histories_and_tables_are_clear_errors(toy_checkpoint, tmp_path):

@@ -78,12 +78,13 @@ class LexicalMatch(nn.Module):
     def size(self):
         return self.n_fields * self.dim
 
-    def item_vectors(self, tokens):
+    def item_vectors(self, tokens, idf=None):
         """tokens [..., fields, width] (0 = padding) -> [..., fields x dim]: per field the L2-normalised TF-IDF
-        vector of its pieces, each piece hashed to one bucket with a sign (zeros for a field without text)."""
+        vector of its pieces, each piece hashed to one bucket with a sign (zeros for a field without text). `idf`:
+        another catalog's (`inverse_document_frequency`), for items outside the one the model was built on."""
         tokens = tokens.long()
         fields = torch.arange(self.n_fields, device=tokens.device).unsqueeze(-1)
-        values = self.idf[fields, tokens] * self.sign[tokens]
+        values = (self.idf if idf is None else idf)[fields, tokens] * self.sign[tokens]
         vectors = torch.zeros(*tokens.shape[:-1], self.dim, device=tokens.device)
         vectors.scatter_add_(-1, self.bucket[tokens], values)
         return F.normalize(vectors, dim=-1).flatten(-2)
