@@ -1,5 +1,6 @@
 """Top-k recommendations from a trained SRT for given histories, over the dataset's catalog or any table of items
-given by their text (new items included: SRT encodes text, not ids).
+given by their text (new items included: SRT encodes text, not ids). A released model (pretrained/NAME/NAME.pth)
+has no catalog of its own: it ranks a table, zero-shot.
 
     python -m recbole_srt.recommend --checkpoint saved/SRT-....pth --histories histories.txt [--items items.tsv] \\
         [--k 10] [--output recommendations.tsv|.json]
@@ -11,15 +12,19 @@ and the model's text fields (RecBole `.item` headers such as `title:token` work)
 import argparse
 import csv
 import json
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from logging import getLogger
 
 import sentencepiece as spm
 import torch
 
+from recbole_srt.checkpoint import load_checkpoint
 from recbole_srt.data.item_text import normalize_text, token_table
 from recbole_srt.model.history_match import inverse_document_frequency
+from recbole_srt.transfer import pretrained
 
 
 @dataclass
@@ -41,9 +46,59 @@ def load_model(model_or_checkpoint, dataset=None, trust_checkpoint=False):
         _, model, dataset, _, _, _ = load_data_and_model(model_or_checkpoint, trust_checkpoint)
     else:
         model = model_or_checkpoint
+    return checked(model), dataset
+
+
+def checked(model):
     if type(model).__name__ != "SRT":
         raise ValueError(f"needs an SRT model (it encodes item text), got {type(model).__name__}")
-    return model.eval(), dataset
+    return model.eval()
+
+
+def release_model(path, table, histories, fields, trust_checkpoint=False):
+    """An SRT from a release (its weights and tokenizer, no catalog of its own) built on `table` ({id: {field:
+    text}}): zero-shot recommendations for a catalog known only by its items' text, scored as the study found best
+    zero-shot (`history_match_only` when the release has history match). RecBole builds a model on a dataset, so the
+    table and the histories (as its users' interactions) are written as one in a temporary folder."""
+    from recbole.data import create_dataset
+    from recbole.utils import init_seed
+
+    from recbole_srt.config import Config
+    from recbole_srt.registry import get_model
+
+    with tempfile.TemporaryDirectory() as folder:
+        write_catalog(os.path.join(folder, "catalog"), table, histories, fields)
+        config = Config(model="SRT", dataset="catalog", config_dict={
+            "data_path": folder, "pretrained_model": path, "trust_checkpoint": trust_checkpoint, "text_fields": fields,
+            "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", *fields]}})
+        pretrained.adopt_settings(config)
+        config["history_match_only"] = bool(config["lexical_match_dim"] or config["repeat_match"])
+        init_seed(config["seed"], config["reproducibility"])
+        train = create_dataset(config).build()[0]  # the split RecBole builds a model on
+        model = get_model("SRT")(config, train).to(config["device"])
+    return checked(model)
+
+
+def text_fields_of(release):
+    fields = release["config"]["text_fields"]
+    return [fields] if isinstance(fields, str) else list(fields)
+
+
+def write_catalog(folder, table, histories, fields):
+    """RecBole atomic files of `table`'s items and of `histories`, one user each, in order. Whitespace in a text
+    becomes one space (SRT's text normalisation collapses it anyway); an id with whitespace is an error naming it."""
+    spaced = [item for item in table if str(item).split() != [str(item)]]
+    if spaced:
+        raise ValueError(f"item ids with whitespace (or none) in the table: {spaced[:5]}")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "catalog.item"), "w", encoding="utf-8") as f:
+        f.write("\t".join(["item_id:token", *(f"{field}:token" for field in fields)]) + "\n")
+        for item, text in table.items():
+            f.write("\t".join([str(item), *(" ".join(str(text.get(field) or "").split()) for field in fields)]) + "\n")
+    with open(os.path.join(folder, "catalog.inter"), "w", encoding="utf-8") as f:
+        f.write("user_id:token\titem_id:token\ttimestamp:float\n")
+        for user, history in enumerate(histories):
+            f.writelines(f"{user}\t{item}\t{step}\n" for step, item in enumerate(history))
 
 
 @torch.no_grad()
@@ -104,7 +159,20 @@ def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer (how many items per history), got {k!r}")
-    model, dataset = load_model(model_or_checkpoint, dataset, trust_checkpoint)
+    release = None
+    if isinstance(model_or_checkpoint, str):
+        checkpoint = load_checkpoint(model_or_checkpoint, "cpu", trust=trust_checkpoint)
+        release = checkpoint if pretrained.is_release(checkpoint) else None
+    if release is not None:
+        if items is None:
+            raise ValueError(f"{model_or_checkpoint} is a released model, which has no catalog of its own: give "
+                             "`items` (--items), a table of the items to rank")
+        fields = text_fields_of(release)
+        items = read_item_table(items, fields) if isinstance(items, str) else items
+        check_histories(histories, items)
+        model = release_model(model_or_checkpoint, items, histories, fields, trust_checkpoint)
+    else:
+        model, dataset = load_model(model_or_checkpoint, dataset, trust_checkpoint)
     if items is None:
         if dataset is None:
             raise ValueError("a model without its dataset needs `items` (a table of items to rank)")
@@ -116,14 +184,8 @@ def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=
             getLogger().info(f"recommend: {catalog.items_without_text} of {len(table)} items have no text; "
                              "they are scored with the learned empty-field vectors")
     row_of = {item: row for row, item in enumerate(catalog.ids) if row > 0}
-    rows = []
-    for number, history in enumerate(histories):
-        unknown = [item for item in history if item not in row_of]
-        if unknown:
-            raise ValueError(f"history {number} has item ids not in the catalog: {unknown[:5]}")
-        if not history:
-            raise ValueError(f"history {number} is empty")
-        rows.append([row_of[item] for item in history][-model.max_seq_length:])
+    check_histories(histories, row_of)
+    rows = [[row_of[item] for item in history][-model.max_seq_length:] for history in histories]
     k = min(k, len(catalog.ids) - 1)
     results = []
     device = catalog.embeddings.device
@@ -144,6 +206,16 @@ def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=
         for score_row, item_row in zip(top_scores.tolist(), top_rows.tolist()):
             results.append([(catalog.ids[r], s) for r, s in zip(item_row, score_row) if s != float("-inf")])
     return results
+
+
+def check_histories(histories, catalog):
+    """Each history non-empty, every id in `catalog` (a mapping keyed by item id)."""
+    for number, history in enumerate(histories):
+        unknown = [item for item in history if item not in catalog]
+        if unknown:
+            raise ValueError(f"history {number} has item ids not in the catalog: {unknown[:5]}")
+        if not history:
+            raise ValueError(f"history {number} is empty")
 
 
 def read_histories(path):

@@ -89,3 +89,30 @@ def test_the_shipped_model_fine_tunes_a_converted_catalog_in_one_command(beauty_
         assert finetuned["config"][key] == release["config"][key], key  # taken from the release, not repeated
     moved = [k for k, v in release["state_dict"].items() if not torch.equal(v, finetuned["state_dict"][k])]
     assert "trm_encoder.layer.0.feed_forward.dense_1.weight" in moved
+
+
+@pytest.mark.parametrize("name", HISTORY_MATCH)
+def test_a_release_recommends_over_a_table_of_items_as_over_a_converted_catalog(beauty_sample, name):
+    # No dataset: the release, the items' text and the histories give the scores of the release built on the
+    # converted catalog with history_match_only (its best zero-shot ranking).
+    from recbole_srt.data.item_text import item_texts
+    from recbole_srt.quick_start import prepare
+    from recbole_srt.recommend import recommend
+
+    _, dataset, _, model = prepare("SRT", "beauty_fx", config_file_list=[beauty_sample], config_dict={
+        "pretrained_model": release_path(name), "history_match_only": True, "state": "WARNING"})
+    ids = dataset.field2id_token["item_id"][1:]
+    table = {item: dict(zip(model.text_fields, text))
+             for item, text in zip(ids, item_texts(dataset, model.text_fields, model.text_normalization)[1:])}
+    histories = [list(ids[:4]), [ids[100]], list(ids[200:230])]
+    from_catalog = recommend(model, histories, k=10, dataset=dataset)
+    from_table = recommend(release_path(name), histories, k=10, items=table)
+    for by_catalog, by_table in zip(from_catalog, from_table):
+        assert [item for item, _ in by_table] == [item for item, _ in by_catalog]
+        assert [score for _, score in by_table] == pytest.approx([score for _, score in by_catalog], abs=1e-5)
+    with pytest.raises(ValueError, match="a released model, which has no catalog of its own: give `items`"):
+        recommend(release_path(name), histories)
+    with pytest.raises(ValueError, match=r"history 0 has item ids not in the catalog: \['nope'\]"):
+        recommend(release_path(name), [["nope"]], items=table)
+    with pytest.raises(ValueError, match=r"item ids with whitespace \(or none\) in the table: \['a b'\]"):
+        recommend(release_path(name), [["a b"]], items={"a b": {"title": "x", "brand": "y"}})
