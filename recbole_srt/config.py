@@ -26,7 +26,15 @@ def properties_dir():
 
 class Config(RecBoleConfig):
     """Priority, lowest first: RecBole's defaults, plugin model yaml, plugin model-on-dataset yaml, config files,
-    config dict, command line (the same order RecBole uses for its own model yaml)."""
+    config dict, command line (the same order RecBole uses for its own model yaml). `command_line=False`: a Config
+    that a program builds for itself, not for its run, ignores the program's arguments."""
+
+    def __init__(self, *args, command_line=True, **kwargs):
+        self.command_line = command_line
+        super().__init__(*args, **kwargs)
+
+    def _load_cmd_line(self):
+        return super()._load_cmd_line() if self.command_line else {}
 
     def _get_model_and_dataset(self, model, dataset):
         if model is None:

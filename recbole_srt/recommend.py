@@ -68,7 +68,7 @@ def release_model(path, table, histories, fields, trust_checkpoint=False):
 
     with tempfile.TemporaryDirectory() as folder:
         write_catalog(os.path.join(folder, "catalog"), table, histories, fields)
-        config = Config(model="SRT", dataset="catalog", config_dict={
+        config = Config(model="SRT", dataset="catalog", command_line=False, config_dict={
             "data_path": folder, "pretrained_model": path, "trust_checkpoint": trust_checkpoint, "text_fields": fields,
             "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", *fields]}})
         pretrained.adopt_settings(config)
@@ -85,20 +85,22 @@ def text_fields_of(release):
 
 
 def write_catalog(folder, table, histories, fields):
-    """RecBole atomic files of `table`'s items and of `histories`, one user each, in order. Whitespace in a text
-    becomes one space (SRT's text normalisation collapses it anyway); an id with whitespace is an error naming it."""
+    """RecBole atomic files of `table`'s items and of `histories`, one user each, in order; quoted as the dataset
+    scripts write them (a text may hold quotes or tabs). An id with whitespace is an error naming it: a history file
+    could not name it."""
     spaced = [item for item in table if str(item).split() != [str(item)]]
     if spaced:
         raise ValueError(f"item ids with whitespace (or none) in the table: {spaced[:5]}")
     os.makedirs(folder)
-    with open(os.path.join(folder, "catalog.item"), "w", encoding="utf-8") as f:
-        f.write("\t".join(["item_id:token", *(f"{field}:token" for field in fields)]) + "\n")
-        for item, text in table.items():
-            f.write("\t".join([str(item), *(" ".join(str(text.get(field) or "").split()) for field in fields)]) + "\n")
-    with open(os.path.join(folder, "catalog.inter"), "w", encoding="utf-8") as f:
-        f.write("user_id:token\titem_id:token\ttimestamp:float\n")
-        for user, history in enumerate(histories):
-            f.writelines(f"{user}\t{item}\t{step}\n" for step, item in enumerate(history))
+    with open(os.path.join(folder, "catalog.item"), "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(["item_id:token", *(f"{field}:token" for field in fields)])
+        writer.writerows([item, *(str(text.get(field) or "") for field in fields)] for item, text in table.items())
+    with open(os.path.join(folder, "catalog.inter"), "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(["user_id:token", "item_id:token", "timestamp:float"])
+        writer.writerows([user, item, step] for user, history in enumerate(histories)
+                         for step, item in enumerate(history))
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 
 import pytest
 import sentencepiece as spm
@@ -92,7 +93,7 @@ def test_the_shipped_model_fine_tunes_a_converted_catalog_in_one_command(beauty_
 
 
 @pytest.mark.parametrize("name", HISTORY_MATCH)
-def test_a_release_recommends_over_a_table_of_items_as_over_a_converted_catalog(beauty_sample, name):
+def test_a_release_recommends_over_a_table_of_items_as_over_a_converted_catalog(beauty_sample, name, monkeypatch):
     # No dataset: the release, the items' text and the histories give the scores of the release built on the
     # converted catalog with history_match_only (its best zero-shot ranking).
     from recbole_srt.data.item_text import item_texts
@@ -106,6 +107,8 @@ def test_a_release_recommends_over_a_table_of_items_as_over_a_converted_catalog(
              for item, text in zip(ids, item_texts(dataset, model.text_fields, model.text_normalization)[1:])}
     histories = [list(ids[:4]), [ids[100]], list(ids[200:230])]
     from_catalog = recommend(model, histories, k=10, dataset=dataset)
+    # The program's own arguments are not the model's settings (RecBole's Config reads sys.argv).
+    monkeypatch.setattr(sys, "argv", ["my_program.py", "--hidden_size=7"])
     from_table = recommend(release_path(name), histories, k=10, items=table)
     for by_catalog, by_table in zip(from_catalog, from_table):
         assert [item for item, _ in by_table] == [item for item, _ in by_catalog]
@@ -116,3 +119,6 @@ def test_a_release_recommends_over_a_table_of_items_as_over_a_converted_catalog(
         recommend(release_path(name), [["nope"]], items=table)
     with pytest.raises(ValueError, match=r"item ids with whitespace \(or none\) in the table: \['a b'\]"):
         recommend(release_path(name), [["a b"]], items={"a b": {"title": "x", "brand": "y"}})
+    # Texts with quotes and tabs, as titles have ('8" comb'), reach the model as they are.
+    quoted = {"q1": {"title": '"pure" comb 8"', "brand": "a\tb"}, "q2": {"title": 'comb 8" "pure"', "brand": "a b"}}
+    assert [item for item, _ in recommend(release_path(name), [["q1"]], items=quoted)[0]] == ["q2"]
