@@ -155,9 +155,9 @@ def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=
 
     `items`: None for the dataset's catalog (a checkpoint brings its dataset; with a model, pass `dataset`), then
     histories use the dataset's item ids; or a table of items ({id: {field: text}} or the path of a TSV file) to
-    rank instead, and histories use the table's ids. Items already in a history are left out unless
-    `exclude_history` is False. `trust_checkpoint`: open a checkpoint that holds pickled objects (see
-    `load_checkpoint`).
+    rank instead, and histories use the table's ids; a released model's path needs the table (`release_model`).
+    Items already in a history are left out unless `exclude_history` is False. `trust_checkpoint`: open a checkpoint
+    that holds pickled objects (see `load_checkpoint`).
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer (how many items per history), got {k!r}")
