@@ -212,10 +212,8 @@ def main():
         differing.append("README.md (headline table)")
     differing += lagging_figures(figures)
     if differing:
-        print("docs/benchmarks, README.md or a figure is not what benchmarks/results gives; run "
-              "`python -m benchmarks.report`. "
-              "Differing: "
-              + ", ".join(differing), file=sys.stderr)
+        print("docs/benchmarks, README.md or a figure is not what benchmarks/results gives; run `python -m "
+              f"benchmarks.report`. Differing: {', '.join(differing)}", file=sys.stderr)
         raise SystemExit(1)
     print("docs/benchmarks, README.md's headline table and the figures match benchmarks/results")
 
