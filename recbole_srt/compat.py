@@ -1,9 +1,19 @@
 """Fixes for RecBole 1.2.1 on current PyTorch, applied from our side without touching RecBole's files."""
 
+import re
+import warnings
+
 import torch
 import torch.nn.functional as F
 from recbole.config import Config as RecBoleConfig
 from recbole.model.layers import FeedForward
+
+# What pandas 2.2 says, on every dataset load, about two of RecBole's dataset idioms that pandas 3 will change: filling
+# missing values with `df[field].fillna(..., inplace=True)`, and `Series.agg(len)` over token sequences.
+PANDAS_3_WARNINGS = ("A value is trying to be set on a copy of a DataFrame or Series through chained assignment "
+                     "using an inplace method",
+                     "using <built-in function len> in Series.agg cannot aggregate")
+
 
 def disable_anomaly_detection():
     """RecBole's SINE module turns on autograd anomaly mode at import (2-3x slower steps, per the integration note);
@@ -33,3 +43,15 @@ def install_numpy_aliases():
         if not hasattr(np, removed):
             setattr(np, removed, getattr(np, current))
     RecBoleConfig.compatibility_settings(None)
+
+
+def quiet_pandas_3_warnings():
+    """Under pandas 2.2, the newest our pin allows, RecBole's missing-value fill and token-sequence remapping work
+    (tested) but print FutureWarnings about pandas 3 on every dataset load, up to a dozen lines a run: noise no user
+    can act on. Hidden for RecBole's dataset module only; under pandas 3, where they would matter, they stay."""
+    import pandas as pd
+
+    if int(pd.__version__.split(".")[0]) < 3:
+        for message in PANDAS_3_WARNINGS:
+            warnings.filterwarnings("ignore", message=re.escape(message), category=FutureWarning,
+                                    module=r"recbole\.data\.dataset\.dataset")

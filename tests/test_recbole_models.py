@@ -106,3 +106,39 @@ def test_saved_model_evaluates_predicts_and_fine_tunes_in_a_fresh_process(model_
     fresh = json.loads(done.stdout.strip().splitlines()[-1])
     assert fresh["test"] == pytest.approx(dict(result["test_result"]))
     assert fresh["scores"][1] == fresh["n_items"] and not fresh["anomaly"]
+
+
+MISSING_VALUES = """
+import json, os
+from recbole.data import create_dataset
+from recbole_srt import Config
+
+config = Config(model="SASRec", dataset="gaps", command_line=False, config_dict={
+    "data_path": os.environ["DATA_PATH"], "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"],
+    "item": ["item_id", "genres"]}, "state": "WARNING"})
+dataset = create_dataset(config)
+genres = {dataset.id2token("item_id", i): [dataset.id2token("genres", g) for g in row if g]
+          for i, row in enumerate(dataset.item_feat["genres"].tolist()) if i}
+print(json.dumps({"rating": dataset.inter_feat["rating"].tolist(), "genres": genres}))
+"""
+
+
+def test_missing_values_and_token_sequences_load_without_pandas_3_warnings(tmp_path):
+    """RecBole fills missing values with chained inplace `fillna` and splits token sequences with `Series.agg(len)`:
+    under our pandas pin both work, and importing recbole_srt hides pandas' FutureWarnings about them."""
+    folder = tmp_path / "gaps"
+    folder.mkdir()
+    inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    inter += [f"u{u}\ti{(u + k) % 6}\t{'' if (u, k) == (1, 2) else 2 + (u + k) % 3}\t{k}"
+              for u in range(1, 5) for k in range(5)]
+    (folder / "gaps.inter").write_text("\n".join(inter) + "\n")
+    items = ["item_id:token\tgenres:token_seq"] + [f"i{i}\t{'' if i == 3 else 'drama comedy'}" for i in range(6)]
+    (folder / "gaps.item").write_text("\n".join(items) + "\n")
+    done = subprocess.run([sys.executable, "-c", MISSING_VALUES], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env={**os.environ, "DATA_PATH": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "FutureWarning" not in done.stderr, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    given = [2 + (u + k) % 3 for u in range(1, 5) for k in range(5) if (u, k) != (1, 2)]
+    assert len(loaded["rating"]) == 20 and loaded["rating"].count(sum(given) / len(given)) == 1
+    assert loaded["genres"] == {f"i{i}": [] if i == 3 else ["drama", "comedy"] for i in range(6)}
