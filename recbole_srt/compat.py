@@ -1,4 +1,4 @@
-"""Fixes for RecBole 1.2.1 on current PyTorch, applied from our side without touching RecBole's files."""
+"""Fixes for RecBole 1.2.1 on current PyTorch, numpy and pandas, applied without touching RecBole's files."""
 
 import re
 import warnings
