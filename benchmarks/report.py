@@ -1,7 +1,8 @@
 """The documentation's results pages, generated from the committed results so that no table is copied by hand.
 
-    python -m benchmarks.report            # redraws the figures, writes docs/benchmarks/*.md (figures beside them)
-                                           # and README's headline table
+    python -m benchmarks.report            # redraws the figures whose results changed, writes docs/benchmarks/*.md
+                                           # (figures beside them) and README's headline table
+    python -m benchmarks.report --redraw-all   # the same, every figure drawn again (after a change to drawing code)
     python -m benchmarks.report --check    # exit 1, naming them, if any page or figure lags what the results give
 
 Every page renders one results file (or a set, for the quality table) of `benchmarks/results/` with the table
@@ -12,6 +13,7 @@ the stamps, not the pixels. `.ci/run` runs `--check`.
 
 import argparse
 import filecmp
+import functools
 import json
 import os
 import shutil
@@ -138,18 +140,38 @@ def readme_with_headline(readme_text):
     return f"{readme_text[:start]}{HEADLINE_START}\n{table}\n{readme_text[end:]}"
 
 
-def redraw():
-    """Every figure of benchmarks/results/, drawn again from the results beside it."""
+def figures_by_results():
+    """{results path: the figures of benchmarks/results/ whose stamps name it}."""
+    figures = {}
+    for root, _, files in os.walk(RESULTS):
+        for name in files:
+            if name.endswith(".png"):
+                figure = os.path.join(root, name)
+                for source in figure_provenance.sources(figure):
+                    figures.setdefault(os.path.normpath(source), []).append(figure)
+    return figures
+
+
+def redraw(everything=False):
+    """The figures of benchmarks/results/ drawn again from the results beside them: those of results that changed
+    (or have no figure yet), or all. Results that did not change keep their figures and derived files byte for byte:
+    a fit drawn again on another machine's BLAS can move in its sixth digit."""
+    drawn = figures_by_results()
     for name in sorted(os.listdir(RESULTS)):
         stem, ext = os.path.splitext(name)
         path = os.path.join(RESULTS, name)
-        draw = next((f for prefix, f in JSON_FIGURES.items() if stem.startswith(prefix)), None)
-        if ext == ".json" and draw is not None:
-            draw(path)
+        json_figure = next((f for prefix, f in JSON_FIGURES.items() if stem.startswith(prefix)), None)
+        if ext == ".json" and json_figure is not None:
+            draw = functools.partial(json_figure, path)
         elif ext == ".jsonl" and stem.startswith("transfer_table4_"):
-            transfer_table4_pages.draw_figures(path)
+            draw = functools.partial(transfer_table4_pages.draw_figures, path)
         elif ext == ".jsonl" and stem.startswith("scaling_"):
-            scaling_report.write_report(path, os.path.join(RESULTS, stem))
+            draw = functools.partial(scaling_report.write_report, path, os.path.join(RESULTS, stem))
+        else:
+            continue
+        figures = drawn.get(os.path.normpath(path), [])
+        if everything or not figures or any(figure_provenance.lag(f) for f in figures):
+            draw()
 
 
 def lagging_figures(figures):
@@ -192,18 +214,21 @@ def stale(expected, actual):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 if pages are stale")
+    parser.add_argument("--redraw-all", action="store_true",
+                        help="draw every figure again, also where its results did not change (after a change to the "
+                             "code that draws them)")
     args = parser.parse_args()
     with open(README) as f:
         readme = f.read()
     if not args.check:
-        redraw()
+        redraw(everything=args.redraw_all)
         fresh = f"{DOCS}.{os.getpid()}.tmp"
         write(fresh)  # the old pages stay until the new ones are all written
         shutil.rmtree(DOCS, ignore_errors=True)
         os.rename(fresh, DOCS)
         with open(README, "w") as f:
             f.write(readme_with_headline(readme))
-        print(f"redrew benchmarks/results' figures, wrote {DOCS} and README.md's headline table")
+        print(f"redrew the figures of changed results, wrote {DOCS} and README.md's headline table")
         return
     with tempfile.TemporaryDirectory() as expected:
         figures = write(expected)

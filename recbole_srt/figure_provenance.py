@@ -29,6 +29,16 @@ def save(fig, path, sources, dpi):
     plt.close(fig)
 
 
+def sources(path):
+    """The result files the figure at `path` was stamped with (absolute paths; none without a stamp)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        names = dict(getattr(image, "text", {})).get(SOURCES_KEY)
+    folder = os.path.dirname(os.path.abspath(path))
+    return [os.path.join(folder, name) for name in names.split("\n")] if names else []
+
+
 def lag(path):
     """Why the figure at `path` does not show its results as they are now, or None if it does."""
     from PIL import Image

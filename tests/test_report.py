@@ -76,3 +76,30 @@ def test_a_figure_drawn_without_the_stamp_is_reported(tmp_path):
     done = report("--check", cwd=tmp_path)
     assert done.returncode == 1
     assert "benchmarks/results/transfer_table4_toys_cpu.png (no stamp of the results it was drawn from)" in done.stderr
+
+
+@pytest.mark.slow
+def test_only_the_figures_of_changed_results_are_drawn_again(tmp_path):
+    """Drawn again on another machine, a figure's fit can move in its sixth digit: results that did not change keep
+    their figures and derived files as they are; a changed results file gets its figures drawn again."""
+    import json
+    import shutil
+
+    for path in ("benchmarks", "docs"):
+        shutil.copytree(os.path.join(REPO, path), tmp_path / path)
+    shutil.copy(os.path.join(REPO, "README.md"), tmp_path)
+    results = tmp_path / "benchmarks" / "results"
+
+    def written():
+        return {str(p.relative_to(results)): p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
+
+    before = written()
+    assert report(cwd=tmp_path).returncode == 0
+    assert written() == before
+    horizon = results / "horizon_ml-100k_cpu.json"
+    horizon.write_text(json.dumps(json.loads(horizon.read_text()), indent=1))  # the same results, other bytes
+    assert report(cwd=tmp_path).returncode == 0
+    changed = {name for name, mtime in written().items() if before.get(name) != mtime}
+    assert changed == {"horizon_ml-100k_cpu.json", "horizon_ml-100k_cpu.png"}
+    done = report("--check", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
