@@ -29,29 +29,31 @@ def save(fig, path, sources, dpi):
     plt.close(fig)
 
 
-def sources(path):
-    """The result files the figure at `path` was stamped with (absolute paths; none without a stamp)."""
+def stamp(path):
+    """The figure's text chunks: its sources and their digest, where it was stamped."""
     from PIL import Image
 
     with Image.open(path) as image:
-        names = dict(getattr(image, "text", {})).get(SOURCES_KEY)
+        return dict(getattr(image, "text", {}))
+
+
+def sources(path, text=None):
+    """The result files the figure at `path` was stamped with (absolute paths; none without a stamp)."""
+    names = (stamp(path) if text is None else text).get(SOURCES_KEY)
     folder = os.path.dirname(os.path.abspath(path))
     return [os.path.join(folder, name) for name in names.split("\n")] if names else []
 
 
 def lag(path):
     """Why the figure at `path` does not show its results as they are now, or None if it does."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        text = dict(getattr(image, "text", {}))
+    text = stamp(path)
     if DIGEST_KEY not in text or SOURCES_KEY not in text:
         return "no stamp of the results it was drawn from"
     folder = os.path.dirname(os.path.abspath(path))
-    sources = [os.path.join(folder, name) for name in text[SOURCES_KEY].split("\n")]
-    missing = [os.path.relpath(s, folder) for s in sources if not os.path.isfile(s)]
+    drawn_from = sources(path, text)
+    missing = [os.path.relpath(s, folder) for s in drawn_from if not os.path.isfile(s)]
     if missing:
         return f"drawn from {', '.join(missing)}, which is gone"
-    if digest(sources, folder) != text[DIGEST_KEY]:
-        return f"drawn from an earlier {', '.join(os.path.relpath(s, folder) for s in sources)}"
+    if digest(drawn_from, folder) != text[DIGEST_KEY]:
+        return f"drawn from an earlier {', '.join(os.path.relpath(s, folder) for s in drawn_from)}"
     return None
