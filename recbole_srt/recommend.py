@@ -56,10 +56,12 @@ def checked(model):
 
 
 def release_model(path, table, histories, fields, trust_checkpoint=False):
-    """An SRT from a release (its weights and tokenizer, no catalog of its own) built on `table` ({id: {field:
-    text}}): zero-shot recommendations for a catalog known only by its items' text, scored as the study found best
-    zero-shot (`history_match_only` when the release has history match). RecBole builds a model on a dataset, so the
-    table and the histories (as its users' interactions) are written as one in a temporary folder."""
+    """(model, the table as its catalog): an SRT from a release (its weights and tokenizer, no catalog of its own)
+    built on `table` ({id: {field: text}}), for zero-shot recommendations over a catalog known only by its items'
+    text, scored as the study found best zero-shot (`history_match_only` when the release has history match).
+    RecBole builds a model on a dataset, so the table and the histories (as its users' interactions) are written as
+    one in a temporary folder. The model tokenized the table as it was built: the catalog is its own item table, not
+    the table tokenized again."""
     from recbole.data import create_dataset
     from recbole.utils import init_seed
 
@@ -75,8 +77,8 @@ def release_model(path, table, histories, fields, trust_checkpoint=False):
         config["history_match_only"] = bool(config["lexical_match_dim"] or config["repeat_match"])
         init_seed(config["seed"], config["reproducibility"])
         train = create_dataset(config).build()[0]  # the split RecBole builds a model on
-        model = get_model("SRT")(config, train).to(config["device"])
-    return checked(model)
+        model = checked(get_model("SRT")(config, train).to(config["device"]))
+    return model, model_catalog(model, train, table)
 
 
 def text_fields_of(release):
@@ -86,11 +88,18 @@ def text_fields_of(release):
 
 def write_catalog(folder, table, histories, fields):
     """RecBole atomic files of `table`'s items and of `histories`, one user each, in order; quoted as the dataset
-    scripts write them (a text may hold quotes or tabs). An id with whitespace is an error naming it: a history file
-    could not name it."""
+    scripts write them (a text may hold quotes or tabs). An id with whitespace is an error naming it (a history file
+    could not name it), and so are two ids the same as text (1 and "1"), which the files could not tell apart."""
     spaced = [item for item in table if str(item).split() != [str(item)]]
     if spaced:
         raise ValueError(f"item ids with whitespace (or none) in the table: {spaced[:5]}")
+    as_text = {}
+    for item in table:
+        as_text.setdefault(str(item), []).append(item)
+    same = [items for items in as_text.values() if len(items) > 1]
+    if same:
+        raise ValueError(f"item ids that are the same as text in the table (an atomic file holds ids as text): "
+                         f"{same[:5]}")
     os.makedirs(folder)
     with open(os.path.join(folder, "catalog.item"), "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
@@ -108,6 +117,16 @@ def dataset_catalog(model, dataset):
     ids = [None, *dataset.field2id_token[dataset.iid_field][1:]]
     prior = model.popularity_prior * model.log_popularity if model.popularity_prior else None
     return Catalog(ids, model.all_item_embeddings(), prior=prior)
+
+
+@torch.no_grad()
+def model_catalog(model, dataset, table):
+    """`table`'s items as `model`, built on them as `dataset`, encodes them; ids are the table's own keys (the
+    dataset holds them as text). No prior: a table's items have no counts."""
+    key_of = {str(item): item for item in table}
+    ids = [None, *(key_of[token] for token in dataset.field2id_token[dataset.iid_field][1:])]
+    without_text = int((model.item_tokens[1:] == 0).all(dim=-1).all(dim=-1).sum())
+    return Catalog(ids, model.all_item_embeddings(), without_text)
 
 
 def read_item_table(path, text_fields):
@@ -172,19 +191,19 @@ def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=
         fields = text_fields_of(release)
         items = read_item_table(items, fields) if isinstance(items, str) else items
         check_histories(histories, items)
-        model = release_model(model_or_checkpoint, items, histories, fields, trust_checkpoint)
+        model, catalog = release_model(model_or_checkpoint, items, histories, fields, trust_checkpoint)
     else:
         model, dataset = load_model(model_or_checkpoint, dataset, trust_checkpoint)
-    if items is None:
-        if dataset is None:
-            raise ValueError("a model without its dataset needs `items` (a table of items to rank)")
-        catalog = dataset_catalog(model, dataset)
-    else:
-        table = read_item_table(items, model.text_fields) if isinstance(items, str) else items
-        catalog = table_catalog(model, table)
-        if catalog.items_without_text:
-            getLogger().info(f"recommend: {catalog.items_without_text} of {len(table)} items have no text; "
-                             "they are scored with the learned empty-field vectors")
+        if items is None:
+            if dataset is None:
+                raise ValueError("a model without its dataset needs `items` (a table of items to rank)")
+            catalog = dataset_catalog(model, dataset)
+        else:
+            items = read_item_table(items, model.text_fields) if isinstance(items, str) else items
+            catalog = table_catalog(model, items)
+    if catalog.items_without_text:
+        getLogger().info(f"recommend: {catalog.items_without_text} of {len(catalog.ids) - 1} items have no text; "
+                         "they are scored with the learned empty-field vectors")
     row_of = {item: row for row, item in enumerate(catalog.ids) if row > 0}
     check_histories(histories, row_of)
     rows = [[row_of[item] for item in history][-model.max_seq_length:] for history in histories]

@@ -122,3 +122,8 @@ def test_a_release_recommends_over_a_table_of_items_as_over_a_converted_catalog(
     # Texts with quotes and tabs, as titles have ('8" comb'), reach the model as they are.
     quoted = {"q1": {"title": '"pure" comb 8"', "brand": "a\tb"}, "q2": {"title": 'comb 8" "pure"', "brand": "a b"}}
     assert [item for item, _ in recommend(release_path(name), [["q1"]], items=quoted)[0]] == ["q2"]
+    # Ids come back as the table gives them, though the files in between hold them as text.
+    numbered = {1: quoted["q1"], 2: quoted["q2"]}
+    assert [item for item, _ in recommend(release_path(name), [[1]], items=numbered)[0]] == [2]
+    with pytest.raises(ValueError, match=r"the same as text in the table .*\[\[1, '1'\]\]"):
+        recommend(release_path(name), [[1]], items={**numbered, "1": quoted["q2"]})
