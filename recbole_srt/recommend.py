@@ -122,11 +122,11 @@ def dataset_catalog(model, dataset):
 @torch.no_grad()
 def model_catalog(model, dataset, table):
     """`table`'s items as `model`, built on them as `dataset`, encodes them; ids are the table's own keys (the
-    dataset holds them as text). No prior: a table's items have no counts."""
+    dataset holds them as text). No prior: a table's items have no counts. Items without text are counted and
+    logged by the model as it is built."""
     key_of = {str(item): item for item in table}
     ids = [None, *(key_of[token] for token in dataset.field2id_token[dataset.iid_field][1:])]
-    without_text = int((model.item_tokens[1:] == 0).all(dim=-1).all(dim=-1).sum())
-    return Catalog(ids, model.all_item_embeddings(), without_text)
+    return Catalog(ids, model.all_item_embeddings())
 
 
 def read_item_table(path, text_fields):
