@@ -212,10 +212,9 @@ def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=
     device = catalog.embeddings.device
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
-        lengths = torch.tensor([len(r) for r in chunk], device=device)
-        seq = torch.zeros(len(chunk), int(lengths.max()), dtype=torch.long, device=device)
-        for i, r in enumerate(chunk):
-            seq[i, : len(r)] = torch.tensor(r, device=device)
+        width = max(len(r) for r in chunk)
+        seq = torch.tensor([r + [0] * (width - len(r)) for r in chunk]).to(device)  # one copy per batch
+        lengths = torch.tensor([len(r) for r in chunk]).to(device)
         scores = model.with_repeats(model.encode_sequence(catalog.embeddings[seq], lengths) @ catalog.embeddings.T,
                                     seq, lengths)
         if catalog.prior is not None:
