@@ -214,7 +214,7 @@ def recommend(model_or_checkpoint, histories, k=10, items=None, exclude_history=
         chunk = rows[start : start + batch_size]
         width = max(len(r) for r in chunk)
         seq = torch.tensor([r + [0] * (width - len(r)) for r in chunk]).to(device)  # one copy per batch
-        lengths = torch.tensor([len(r) for r in chunk]).to(device)
+        lengths = (seq > 0).sum(dim=1)  # row 0 is padding, never a history item
         scores = model.with_repeats(model.encode_sequence(catalog.embeddings[seq], lengths) @ catalog.embeddings.T,
                                     seq, lengths)
         if catalog.prior is not None:
